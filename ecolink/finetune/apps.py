@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class FinetuneConfig(AppConfig):
+    name = "ecolink.finetune"
+    label = "finetune"

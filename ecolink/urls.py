@@ -1,0 +1,20 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from ecolink import views
+from ecolink.finetune import views as finetune_views
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("healthz", views.healthz, name="healthz"),
+    path("accounts/", include("ecolink.accounts.urls")),
+    path("billing/", include("ecolink.billing.urls")),
+    path("datasets/", include("ecolink.datasets.urls")),
+    path("fine-tune/", include("ecolink.finetune.urls")),
+    path("admin/", admin.site.urls),
+    path(
+        "internal/jobs/<int:pk>/events",
+        finetune_views.trainer_events,
+        name="trainer_events",
+    ),
+]
