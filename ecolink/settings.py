@@ -65,6 +65,8 @@ INSTALLED_APPS = [
     "ecolink.datasets",
     "ecolink.finetune",
     "ecolink.registry",
+    "ecolink.api",
+    "ecolink.ops",
 ]
 
 MIDDLEWARE = [

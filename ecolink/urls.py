@@ -11,7 +11,14 @@ urlpatterns = [
     path("billing/", include("ecolink.billing.urls")),
     path("datasets/", include("ecolink.datasets.urls")),
     path("fine-tune/", include("ecolink.finetune.urls")),
+    path("models/", include("ecolink.registry.urls")),
+    path("ops/", include("ecolink.ops.urls")),
     path("admin/", admin.site.urls),
+    # The OpenAI-compatible API (files, fine-tuning jobs, models, chat completions)
+    # and EcoLink's native API; both authenticate with `Authorization: Bearer <key>`.
+    path("v1/", include("ecolink.registry.api_urls")),
+    path("v1/", include("ecolink.api.urls")),
+    path("api/v1/", include("ecolink.api.native_urls")),
     path(
         "internal/jobs/<int:pk>/events",
         finetune_views.trainer_events,

@@ -26,6 +26,10 @@ class LedgerEntry(OrgOwned):
     # The organization's balance right after this entry, for statements.
     balance_after_micros = models.BigIntegerField()
     description = models.CharField(max_length=300, blank=True)
+    # The job a charge belongs to (meter and settlement entries), for per-job statements.
+    job = models.ForeignKey(
+        "finetune.Job", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
@@ -60,3 +64,33 @@ class BillingSession(OrgOwned):
 
     def __str__(self) -> str:
         return f"job {self.job_id} run {self.run}"
+
+
+class StripeEvent(models.Model):
+    """Every Stripe webhook event received, with what handling it did. One row per event id:
+    a redelivered event finds its row and is answered 2xx without being handled again."""
+
+    class Result(models.TextChoices):
+        CREDITED = "credited", "Credited"
+        ALREADY_CREDITED = "already_credited", "Already credited"
+        UNPAID = "unpaid", "Not paid yet"
+        IGNORED = "ignored", "Ignored (type not handled)"
+        ERROR = "error", "Error"
+
+    event_id = models.CharField(max_length=100, unique=True)
+    type = models.CharField(max_length=100)
+    # The Checkout session the event is about, when it is about one.
+    checkout_session_id = models.CharField(max_length=200, blank=True, db_index=True)
+    organization = models.ForeignKey(
+        "accounts.Organization", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    amount_micros = models.BigIntegerField(null=True, blank=True)
+    result = models.CharField(max_length=32, choices=Result.choices)
+    detail = models.CharField(max_length=500, blank=True)
+    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.event_id} {self.type}: {self.result}"
