@@ -9,4 +9,3 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ecolink.settings")
 app = Celery("ecolink")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.include = ["worker.tasks"]
-
