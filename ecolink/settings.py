@@ -246,7 +246,14 @@ CURRENCY = "usd"
 # top-up that credits directly; production refuses it.
 STRIPE_SECRET_KEY = env("STRIPE_SECRET_KEY")
 STRIPE_WEBHOOK_SECRET = env("STRIPE_WEBHOOK_SECRET")
+# Stripe's API address; tests point it at a fake server on loopback.
+STRIPE_API_BASE = env("STRIPE_API_BASE", "https://api.stripe.com")
+# A webhook signed longer ago than this is refused (a replay) ...
+STRIPE_WEBHOOK_TOLERANCE_SECONDS = int(env("STRIPE_WEBHOOK_TOLERANCE_SECONDS", "300"))
+# ... and so is one signed further in the future than clocks plausibly drift.
+STRIPE_WEBHOOK_CLOCK_SKEW_SECONDS = int(env("STRIPE_WEBHOOK_CLOCK_SKEW_SECONDS", "60"))
 TEST_MODE_TOPUP = not STRIPE_SECRET_KEY and not PRODUCTION
+TOPUP_MIN_CENTS = 500  # $5 per Stripe top-up
 TOPUP_MAX_CENTS = 100_000  # $1,000 per top-up
 # --- Training pods
 POD_BACKEND = env("ECOLINK_POD_BACKEND", "local")

@@ -81,6 +81,7 @@ def meter_tick(*, now: datetime | None = None) -> TickResult:
                     -charge,
                     balances[org],
                     f"GPU minute {minute + 1}, job {job}",
+                    job,
                 )
             )
             minute, total = minute + 1, total + charge
@@ -104,10 +105,10 @@ def _insert_entries(entries: list[tuple], now: datetime) -> None:
             cursor.execute(
                 # Table names come from the models, values travel as parameters.
                 f"INSERT INTO {LedgerEntry._meta.db_table} (organization_id, key, kind, "  # noqa: S608
-                "amount_micros, balance_after_micros, description, created_at) "
-                "SELECT o, k, %s, a, b, d, %s FROM unnest("
-                "%s::bigint[], %s::text[], %s::bigint[], %s::bigint[], %s::text[]"
-                ") AS t(o, k, a, b, d)",
+                "amount_micros, balance_after_micros, description, job_id, created_at) "
+                "SELECT o, k, %s, a, b, d, j, %s FROM unnest("
+                "%s::bigint[], %s::text[], %s::bigint[], %s::bigint[], %s::text[], %s::bigint[]"
+                ") AS t(o, k, a, b, d, j)",
                 [LedgerEntry.Kind.METER, now, *map(list, columns)],
             )
     else:  # the embedded SQLite default: few sessions, plain ORM
@@ -119,14 +120,15 @@ def _insert_entries(entries: list[tuple], now: datetime) -> None:
                 amount_micros=a,
                 balance_after_micros=b,
                 description=d,
+                job_id=j,
             )
-            for o, k, a, b, d in entries
+            for o, k, a, b, d, j in entries
         )
 
 
 def _apply(entries: list[tuple], session_updates: list[tuple]) -> None:
     deltas: dict[int, int] = defaultdict(int)
-    for org, _, amount, _, _ in entries:
+    for org, _, amount, _, _, _ in entries:
         deltas[org] += amount
     org_table, session_table = Organization._meta.db_table, BillingSession._meta.db_table
     if not deltas:
@@ -193,6 +195,7 @@ def session_settle(*, session_id: int, ended_at: datetime | None = None) -> bool
             key=f"settle:{session.pk}",
             kind=LedgerEntry.Kind.SETTLE,
             description=f"Settlement: {payable} GPU minute(s), job {session.job_id}",
+            job_id=session.job_id,
         )
     BillingSession.objects.filter(pk=session.pk).update(
         ended_at=ended_at,

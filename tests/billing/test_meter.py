@@ -189,3 +189,14 @@ def _waiting_on_lock(conn) -> bool:
         ["%accounts_organization%"],
     ).fetchone()
     return row[0] > 0
+
+
+@pytest.mark.django_db
+def test_meter_and_settlement_entries_belong_to_their_job(session):
+    meter_tick()
+    session_settle(
+        session_id=session.pk, ended_at=session.started_at + timedelta(seconds=4.5 * MINUTE)
+    )
+    entries = LedgerEntry.objects.filter(kind__in=[LedgerEntry.Kind.METER, LedgerEntry.Kind.SETTLE])
+    assert {e.kind for e in entries} == {LedgerEntry.Kind.METER, LedgerEntry.Kind.SETTLE}
+    assert set(entries.values_list("job_id", flat=True)) == {session.job_id}
