@@ -1,22 +1,20 @@
+"""Money in the operator console: everything here is read-only. The ledger is append-only
+and a correction is a new entry, made through the audited adjustment form on the
+organization's page (`accounts.admin`)."""
+
 from django.contrib import admin
 
-from ecolink.billing.models import LedgerEntry
+from ecolink.billing.models import BillingSession, LedgerEntry, StripeEvent
+from ecolink.billing.templatetags.money import dollars
 
 
-@admin.register(LedgerEntry)
-class LedgerEntryAdmin(admin.ModelAdmin):
-    """Read-only: the ledger is append-only, corrections are new entries."""
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """No add, change or delete permission for anyone, superusers included."""
 
-    list_display = [
-        "created_at",
-        "organization",
-        "kind",
-        "amount_micros",
-        "balance_after_micros",
-        "key",
-    ]
-    list_filter = ["kind"]
-    search_fields = ["key", "organization__name", "description"]
+    actions = None
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields]
 
     def has_add_permission(self, request):
         return False
@@ -26,3 +24,55 @@ class LedgerEntryAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(LedgerEntry)
+class LedgerEntryAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "organization", "kind", "amount", "balance_after", "job", "key"]
+    list_filter = ["kind", "created_at", ("organization", admin.RelatedOnlyFieldListFilter)]
+    search_fields = ["key", "organization__name", "organization__slug", "description"]
+    date_hierarchy = "created_at"
+    list_select_related = ["organization", "job"]
+
+    @admin.display(description="amount", ordering="amount_micros")
+    def amount(self, obj: LedgerEntry) -> str:
+        return dollars(obj.amount_micros)
+
+    @admin.display(description="balance after", ordering="balance_after_micros")
+    def balance_after(self, obj: LedgerEntry) -> str:
+        return dollars(obj.balance_after_micros)
+
+
+@admin.register(BillingSession)
+class BillingSessionAdmin(ReadOnlyAdmin):
+    list_display = [
+        "job",
+        "run",
+        "organization",
+        "gpu_type",
+        "gpu_count",
+        "started_at",
+        "ended_at",
+        "charged_minutes",
+        "charged",
+    ]
+    list_filter = ["gpu_type", ("ended_at", admin.EmptyFieldListFilter)]
+    search_fields = ["job__name", "organization__name"]
+    list_select_related = ["job", "organization", "gpu_type"]
+
+    @admin.display(description="charged", ordering="charged_micros")
+    def charged(self, obj: BillingSession) -> str:
+        return dollars(obj.charged_micros)
+
+
+@admin.register(StripeEvent)
+class StripeEventAdmin(ReadOnlyAdmin):
+    list_display = ["received_at", "event_id", "type", "organization", "amount", "result"]
+    list_filter = ["result", "type"]
+    search_fields = ["event_id", "checkout_session_id", "organization__name"]
+    date_hierarchy = "received_at"
+    list_select_related = ["organization"]
+
+    @admin.display(description="amount", ordering="amount_micros")
+    def amount(self, obj: StripeEvent) -> str:
+        return dollars(obj.amount_micros) if obj.amount_micros is not None else "—"

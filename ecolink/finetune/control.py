@@ -4,6 +4,7 @@ Every status change goes through `lifecycle.transition`; every pod call goes thr
 configured `PodBackend`, after the transaction that decided it has committed.
 """
 
+import contextlib
 import hashlib
 import json
 import secrets
@@ -291,3 +292,38 @@ def artifacts_retention_sweep() -> int:
         Job.objects.filter(pk=job.pk).update(checkpoint_path="", adapter_path="")
         count += 1
     return count
+
+
+# --- Operator actions (the operator console calls these through `ops.services`).
+
+# Statuses whose artifacts wait for the retention sweep.
+RETAINED_STATUSES = (S.CANCELLED, S.FAILED)
+
+
+@transaction.atomic
+def job_mark_failed(*, job_id: int, message: str) -> bool:
+    """Fail a stuck job by hand: settle its meter and stop its pod, if it has one."""
+    job = Job.objects.get(pk=job_id)
+    log_tail = job.log_tail
+    if job.pod_name:
+        # The pod is stuck: its backend may be too, and must not block the fail.
+        with contextlib.suppress(Exception):
+            log_tail = "\n".join(pod_backend().logs(job.pod_name, tail=40)) or log_tail
+    won = job_fail(job_id=job_id, error_class="operator", message=message, log_tail=log_tail)
+    if won and job.pod_name:
+        _stop_pod_after_commit(job)
+    return won
+
+
+@transaction.atomic
+def job_extend_retention(*, job_id: int, days: int) -> Job:
+    """Keep a cancelled or failed job's last checkpoint `days` longer than it would be."""
+    job = Job.objects.select_for_update().get(pk=job_id)
+    if job.status not in RETAINED_STATUSES:
+        raise ActionRefused("Only a cancelled or failed job's artifacts have a retention date.")
+    if not (job.checkpoint_path or job.adapter_path):
+        raise ActionRefused("This job's artifacts have already been deleted.")
+    start = max(job.retention_until or timezone.now(), timezone.now())
+    job.retention_until = start + timedelta(days=days)
+    Job.objects.filter(pk=job.pk).update(retention_until=job.retention_until)
+    return job

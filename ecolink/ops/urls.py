@@ -1,3 +1,14 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns = []
+from ecolink.ops import views
+
+app_name = "ops"
+urlpatterns = [
+    path("", views.dashboard, name="dashboard"),
+    path("throughput/", views.throughput_list, name="throughput"),
+    path(
+        "throughput/<slug:gpu_slug>/<str:method>/",
+        views.throughput_review,
+        name="throughput_review",
+    ),
+]
