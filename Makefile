@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: run test lint fmt check-deploy install bench-trainer bench-datasets bench-meter
+.PHONY: run test lint fmt check-deploy install bench-trainer bench-datasets bench-meter bench-web
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -56,3 +56,6 @@ bench-datasets: $(VENV)/.stamp-test
 
 bench-meter: $(VENV)/.stamp-test
 	$(PY) scripts/with_services.py -- $(PY) tests/bench/bench_meter.py
+
+bench-web: $(VENV)/.stamp-test
+	$(PY) scripts/with_services.py -- $(PY) tests/bench/bench_web.py

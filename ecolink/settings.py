@@ -80,6 +80,9 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
 ]
 
+if env("ECOLINK_QUERY_COUNT"):  # `make bench-web` counts SQL statements per request
+    MIDDLEWARE.insert(0, "ecolink.querycount.QueryCountMiddleware")
+
 if PRODUCTION:
     # Serves the collected static files; locally `runserver` and the test server do it.
     MIDDLEWARE.insert(1, "whitenoise.middleware.WhiteNoiseMiddleware")

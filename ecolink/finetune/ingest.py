@@ -87,7 +87,7 @@ def events_ingest(*, job_id: int, payload) -> int:
 def _summary(event: dict) -> str:
     data, kind = event.get("data", {}), event["type"]
     if kind == "phase":
-        return f"Phase: {data.get('name', '')}"
+        return f"Phase: {str(data.get('phase', '')).replace('_', ' ')}"
     if kind == "metrics":
         return f"Step {data.get('step')}: loss {data.get('loss')}"
     if kind == "eval":
@@ -101,8 +101,8 @@ def _summary(event: dict) -> str:
 
 def _apply(job: Job, event: dict) -> None:
     kind, data = event["type"], event.get("data", {})
-    if kind == "phase" and data.get("name") in PHASE_STATUS:
-        transition(job_id=job.pk, to=PHASE_STATUS[data["name"]])
+    if kind == "phase" and data.get("phase") in PHASE_STATUS:
+        transition(job_id=job.pk, to=PHASE_STATUS[data["phase"]])
     elif kind == "metrics" and _number(data.get("step")) is not None:
         values = {f: _number(data.get(f)) for f in METRIC_FIELDS}
         JobMetric.objects.update_or_create(

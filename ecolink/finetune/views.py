@@ -2,7 +2,6 @@ import json
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Sum
 from django.http import HttpResponseBadRequest, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -10,18 +9,9 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from ecolink.accounts.scoping import current_organization, get_for_org, org_queryset
+from ecolink.accounts.scoping import current_organization, org_queryset
 from ecolink.datasets.models import Dataset
-from ecolink.finetune.control import (
-    CANCEL_AT_ONCE,
-    ActionRefused,
-    job_cancel,
-    job_pause,
-    job_resume,
-    remaining_estimate_micros,
-)
 from ecolink.finetune.hyperparams import default_hyperparameters
-from ecolink.finetune.lifecycle import ALLOWED, TERMINAL_STATUSES
 from ecolink.finetune.models import Job
 from ecolink.finetune.quote import gpu_overview
 from ecolink.finetune.services import (
@@ -39,9 +29,6 @@ from ecolink.finetune.wizard import (
 )
 
 LAST_STEP = STEPS[-1][0]
-# What the buttons offer is what the lifecycle allows.
-PAUSABLE = ALLOWED[Job.Status.PAUSING]
-CANCELLABLE = (*ALLOWED[Job.Status.CANCELLING], *CANCEL_AT_ONCE)
 
 
 def _step_url(step: int) -> str:
@@ -146,67 +133,6 @@ def _approve(request, org, datasets, state):
         return _render_wizard(request, state, datasets, LAST_STEP, error=str(refused))
     url = reverse("finetune:detail", args=[job.pk])
     return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
-
-
-@login_required
-def job_list(request):
-    jobs = org_queryset(request, Job).select_related("base_model", "dataset", "gpu_type")
-    status = request.GET.get("status", "")
-    if status in Job.Status.values:
-        jobs = jobs.filter(status=status)
-    return render(
-        request,
-        "finetune/list.html",
-        {"jobs": jobs[:200], "statuses": Job.Status.choices, "status": status},
-    )
-
-
-def _job_context(request, pk: int) -> dict:
-    job = get_for_org(
-        request, Job.objects.select_related("base_model", "dataset", "gpu_type", "region"), pk=pk
-    )
-    cost = job.sessions.aggregate(total=Sum("charged_micros"))["total"] or 0
-    balance = current_organization(request).balance_micros
-    needed = remaining_estimate_micros(job) if job.status == Job.Status.PAUSED else 0
-    return {
-        "job": job,
-        "cost_micros": cost,
-        "live": job.status not in TERMINAL_STATUSES and job.status != Job.Status.PAUSED,
-        "can_pause": job.status in PAUSABLE,
-        "can_cancel": job.status in CANCELLABLE,
-        "resume_needed_micros": needed,
-        "can_resume": job.status == Job.Status.PAUSED and balance >= needed,
-    }
-
-
-@login_required
-def job_detail(request, pk: int):
-    """The job page; htmx polls its status panel until the job is paused or over."""
-    context = _job_context(request, pk)
-    if request.htmx:
-        return render(request, "finetune/partials/job_status.html", context)
-    return render(request, "finetune/detail.html", context)
-
-
-@login_required
-@require_POST
-def job_action(request, pk: int, action: str):
-    """Pause, resume or cancel. Each is idempotent: a second click changes nothing."""
-    job = get_for_org(request, Job, pk=pk)
-    try:
-        if action == "pause":
-            job_pause(job_id=job.pk, reason="user")
-        elif action == "resume":
-            job_resume(job_id=job.pk)
-        elif action == "cancel":
-            job_cancel(job_id=job.pk)
-        else:
-            return HttpResponseBadRequest("Unknown action.")
-    except ActionRefused as refused:
-        messages.error(request, str(refused))
-    if request.htmx:
-        return render(request, "finetune/partials/job_status.html", _job_context(request, pk))
-    return redirect("finetune:detail", pk=pk)
 
 
 @login_required

@@ -16,13 +16,11 @@ def act(client, job, action, htmx=True):
 
 def test_the_status_panel_polls_while_live_and_stops_when_final(logged_in, org):
     job = JobFactory(organization=org, status=S.TRAINING, total_steps=10, current_step=4)
-    panel = logged_in.get(reverse("finetune:detail", args=[job.pk]), headers={"HX-Request": "true"})
+    panel = logged_in.get(reverse("finetune:status", args=[job.pk]))
     body = panel.content.decode()
-    assert 'hx-trigger="every 3s"' in body and "Step 4 / 10" in body
+    assert 'hx-trigger="every 3s"' in body and "Step <strong>4</strong> / 10" in body
     Job.objects.filter(pk=job.pk).update(status=S.REGISTERED)
-    body = logged_in.get(
-        reverse("finetune:detail", args=[job.pk]), headers={"HX-Request": "true"}
-    ).content.decode()
+    body = logged_in.get(reverse("finetune:status", args=[job.pk])).content.decode()
     assert "hx-trigger" not in body
 
 
@@ -41,7 +39,7 @@ def test_polling_costs_the_same_queries_however_long_the_history(
             charged_micros=10,
         )
     with django_assert_max_num_queries(8):
-        logged_in.get(reverse("finetune:detail", args=[job.pk]), headers={"HX-Request": "true"})
+        logged_in.get(reverse("finetune:status", args=[job.pk]))
 
 
 def test_cancel_is_idempotent_and_a_queued_job_is_cancelled_at_once(logged_in, org):
