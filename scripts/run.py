@@ -41,6 +41,8 @@ def main() -> int:
             "--schedule",
             str(var / "celerybeat-schedule"),
         ],
+        # The local inference server for the tiny model, which deployed adapters attach to.
+        "inference": [python, "manage.py", "serve_inference", "--port", str(args.port + 100)],
     }
     procs = {name: subprocess.Popen(cmd, cwd=ROOT) for name, cmd in commands.items()}
     print(f"EcoLink is serving on http://127.0.0.1:{args.port} (Ctrl-C stops it)", flush=True)

@@ -25,6 +25,10 @@ class BaseModel(models.Model):
     has_active_deployment = models.BooleanField(default=False)
     # A folder with the weights on local disk; the trainer loads from here instead of the Hub.
     local_path = models.CharField(max_length=500, blank=True)
+    # Inference through /v1/chat/completions, in micro-dollars per million tokens; the
+    # ledger is charged ceil((prompt x input + completion x output) / 1M) per request.
+    inference_input_micros_per_million = models.BigIntegerField(default=200_000)
+    inference_output_micros_per_million = models.BigIntegerField(default=600_000)
 
     class Meta:
         ordering = ["family", "parameter_count"]

@@ -34,6 +34,29 @@ BASE_MODELS = [
      9_241_705_984, 42, 3584, 14336, 16, 8, 256000, 8192, True),
 ]
 
+# Inference prices in micro-dollars per million (input, output) tokens, by the largest
+# parameter count they apply to; `inference_rates` picks a base model's pair.
+INFERENCE_RATES_BY_SIZE = [
+    (1_000_000_000, 50_000, 100_000),
+    (4_000_000_000, 100_000, 300_000),
+    (10_000_000_000, 200_000, 600_000),
+    (20_000_000_000, 400_000, 1_200_000),
+    (None, 900_000, 2_700_000),
+]
+
+
+def inference_rates(parameter_count: int) -> dict[str, int]:
+    """The BaseModel rate fields for a model of this size."""
+    rate_in, rate_out = next(
+        (i, o) for limit, i, o in INFERENCE_RATES_BY_SIZE
+        if limit is None or parameter_count <= limit
+    )
+    return {
+        "inference_input_micros_per_million": rate_in,
+        "inference_output_micros_per_million": rate_out,
+    }
+
+
 # (slug, display name, GiB per device, $/hour in micro-dollars, peak dense bf16 TFLOP/s)
 GPU_TYPES = [
     ("cpu", "Local CPU", 16, 600_000, 0.5),

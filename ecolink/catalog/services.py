@@ -36,6 +36,7 @@ def catalog_seed(*, tiny_model_dir: Path | None = None) -> None:
                 tie_word_embeddings=tied,
                 bytes_per_parameter=2,
                 has_active_deployment=True,
+                **seed_data.inference_rates(params),
             ),
         )
     for slug, name, vram, rate, tflops in seed_data.GPU_TYPES:
@@ -89,6 +90,7 @@ def tiny_model_register(*, path: Path) -> BaseModel:
             bytes_per_parameter=4,
             has_active_deployment=True,
             local_path=str(path),
+            **seed_data.inference_rates(spec.parameter_count()),
         ),
     )
     return model
