@@ -12,6 +12,7 @@ urlpatterns = [
     path("datasets/", include("ecolink.datasets.urls")),
     path("fine-tune/", include("ecolink.finetune.urls")),
     path("models/", include("ecolink.registry.urls")),
+    path("settings/api-keys/", include("ecolink.api.page_urls")),
     path("ops/", include("ecolink.ops.urls")),
     path("admin/", admin.site.urls),
     # The OpenAI-compatible API (files, fine-tuning jobs, models, chat completions)

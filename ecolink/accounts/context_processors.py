@@ -15,7 +15,9 @@ def organization(request):
 NAV = [
     ("Datasets", "datasets:list"),
     ("Fine-tune", "finetune:list"),
+    ("Models", "registry:list"),
     ("Billing", "billing:billing"),
+    ("API keys", "apikeys:list"),
 ]
 
 

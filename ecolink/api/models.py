@@ -23,3 +23,24 @@ class ApiKey(OrgOwned):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
+
+
+class ApiJobRequest(models.Model):
+    """What an API caller asked for that the Job row has no column for: the OpenAI fields
+    echoed back on the job object (suffix, metadata, seed, validation file, the
+    hyperparameters as sent)."""
+
+    job = models.OneToOneField("finetune.Job", on_delete=models.CASCADE, related_name="api_request")
+    api_key = models.ForeignKey(ApiKey, on_delete=models.SET_NULL, null=True, related_name="+")
+    suffix = models.CharField(max_length=64, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    seed = models.BigIntegerField(null=True, blank=True)
+    validation_dataset = models.ForeignKey(
+        "datasets.Dataset", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    # {"type": "supervised" | "dpo", "hyperparameters": {...}} as the caller sent them.
+    method = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"API request for job {self.job_id}"

@@ -1,3 +1,9 @@
-from django.urls import path  # noqa: F401
+"""/api/v1/: EcoLink's native API (fine-tuning hardware, estimates, job views)."""
 
-urlpatterns = []
+from django.urls import path
+
+from ecolink.api.native import api
+
+urlpatterns = [
+    path("", api.urls),
+]

@@ -1,3 +1,7 @@
-from django.urls import path  # noqa: F401
+"""/v1/: the OpenAI-compatible API (files, fine-tuning jobs, models)."""
 
-urlpatterns = []
+from django.urls import path
+
+from ecolink.api.v1 import api
+
+urlpatterns = [path("", api.urls)]

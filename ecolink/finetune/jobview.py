@@ -100,8 +100,12 @@ def curated_settings(job: Job, shape: BatchShape) -> list[tuple[str, str]]:
 
 
 def checkpoint_reference(job: Job) -> str:
-    """The latest checkpoint as users refer to it: its run-relative name and step."""
-    if not job.checkpoint_path:
+    """The job's checkpoint as users refer to it: the registered adapter once there is one
+    (a failed run's checkpoints are never offered as ready), else the latest resumable
+    checkpoint's name and step."""
+    if job.status == S.REGISTERED and hasattr(job, "adapter"):
+        return f"{job.adapter.model_id} (final adapter, step {job.current_step})"
+    if not job.checkpoint_path or job.status == S.FAILED:
         return ""
     name = job.checkpoint_path.rstrip("/").rsplit("/", 1)[-1]
     return f"{name} (step {job.checkpoint_step})"

@@ -6,6 +6,7 @@ from django.db import transaction
 
 from ecolink.accounts.models import Organization
 from ecolink.accounts.services import organization_create
+from ecolink.api.keys import api_key_create
 from ecolink.billing.models import LedgerEntry
 from ecolink.billing.services import ledger_post
 
@@ -39,4 +40,8 @@ class Command(BaseCommand):
                 kind=LedgerEntry.Kind.ADJUSTMENT,
                 description="Demo starting balance",
             )
+            # A new key on every run: the old ones stay valid, and the plain key is never
+            # stored, so there is none to print again.
+            _, api_key = api_key_create(organization=org, name="Demo key", created_by=user)
         self.stdout.write(f"Login: {DEMO_USERNAME} / {DEMO_PASSWORD}")
+        self.stdout.write(f"API key: {api_key}")
