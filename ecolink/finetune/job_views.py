@@ -106,7 +106,6 @@ def job_detail(request, pk: int):
         **_tab_context(request, job, tab),
         "settings_rows": jobview.curated_settings(job, shape),
         "checkpoint": jobview.checkpoint_reference(job),
-        "tabs": TABS,
     }
     return render(request, "finetune/detail.html", context)
 
@@ -120,7 +119,7 @@ def job_status(request, pk: int):
 
 
 def _tab_context(request, job: Job, tab: str) -> dict:
-    context = {"tab": tab, "job": job}
+    context = {"tab": tab, "tabs": TABS, "job": job}
     if tab == "logs":
         source = request.GET.get("source", "training")
         level = request.GET.get("level", "INFO")

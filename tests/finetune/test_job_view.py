@@ -282,3 +282,10 @@ def test_no_secret_or_environment_value_reaches_any_page(logged_in, org, setting
     for body in pages:
         for value in values:
             assert value not in body
+
+
+def test_a_tab_fragment_keeps_the_tab_bar(logged_in, org):
+    job = JobFactory(organization=org, status=S.TRAINING)
+    body = logged_in.get(reverse("finetune:tab", args=[job.pk, "logs"])).content.decode()
+    for name in ("metrics", "logs", "events"):
+        assert f'data-testid="tab-{name}"' in body
