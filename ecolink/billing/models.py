@@ -14,6 +14,7 @@ class LedgerEntry(OrgOwned):
         TOPUP = "topup", "Top-up"
         TEST_TOPUP = "test_topup", "Test-mode top-up"
         METER = "meter", "GPU minute"
+        INFERENCE = "inference", "Inference tokens"
         SETTLE = "settle", "Settlement"
         ADJUSTMENT = "adjustment", "Adjustment"
 

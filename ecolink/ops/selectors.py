@@ -14,6 +14,8 @@ from ecolink.finetune.lifecycle import POD_STATUSES
 from ecolink.finetune.models import Job
 
 S = Job.Status
+# What customers pay for: GPU minutes, their settlements, and inference tokens.
+REVENUE_KINDS = (LedgerEntry.Kind.METER, LedgerEntry.Kind.SETTLE, LedgerEntry.Kind.INFERENCE)
 
 
 def organizations_with_ledger_sum() -> QuerySet[Organization]:
@@ -104,13 +106,11 @@ def jobs_by_status() -> list[tuple[str, int]]:
 
 
 def revenue_by_hour(now: datetime, hours: int = 24) -> list[tuple[datetime, int]]:
-    """GPU revenue (meter and settlement entries) per hour, oldest first, empty hours kept."""
+    """Revenue (GPU minutes, settlements, inference) per hour, oldest first, empty hours kept."""
     end = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
     start = end - timedelta(hours=hours)
     charged = dict(
-        LedgerEntry.objects.filter(
-            kind__in=[LedgerEntry.Kind.METER, LedgerEntry.Kind.SETTLE], created_at__gte=start
-        )
+        LedgerEntry.objects.filter(kind__in=REVENUE_KINDS, created_at__gte=start)
         .annotate(hour=TruncHour("created_at"))
         .order_by()
         .values("hour")

@@ -198,8 +198,7 @@ def meter(*, organization_id: int, request_id: str, route: Route, usage: dict[st
             organization_id=organization_id,
             amount_micros=-amount,
             key=f"infer:{request_id}",
-            # No inference kind on the ledger yet: "meter" with a description that says so.
-            kind=LedgerEntry.Kind.METER,
+            kind=LedgerEntry.Kind.INFERENCE,
             description=f"Inference {route.model}: {prompt} input + {completion} output tokens",
         )
     return amount

@@ -43,7 +43,7 @@ def test_deployed_adapter_answers_through_the_openai_sdk(live_server, org, deplo
     # Metered per token on the ledger, once, under the request's id.
     entry = LedgerEntry.objects.get(key=f"infer:{answer.id}")
     assert entry.amount_micros < 0
-    assert entry.kind == LedgerEntry.Kind.METER
+    assert entry.kind == LedgerEntry.Kind.INFERENCE
     assert deployed.model_id in entry.description
     org.refresh_from_db()
     assert org.balance_micros == balance_before + entry.amount_micros
