@@ -10,7 +10,7 @@ from ecolink.catalog.models import GpuType, Region
 from ecolink.finetune.models import Job
 from ecolink.ops import throughput
 from ecolink.ops.models import AuditLog
-from tests.e2e.conftest import browser, log_in, page  # noqa: F401 - fixtures
+from tests.e2e.conftest import log_in
 from tests.factories import PASSWORD, OrganizationFactory, fund, member_of
 from tests.finetune import test_running as running
 from tests.finetune.factories import JobFactory
@@ -28,7 +28,7 @@ def platform(tmp_path, tiny_model_dir, live_server, settings, redis_client, cata
 def test_the_dashboard_shows_a_real_run_and_an_operator_fails_a_stuck_job(
     platform,
     operator,
-    page,  # noqa: F811
+    page,
 ):
     platform.start(minute_seconds=60)
     org = OrganizationFactory(name="Acme Research")

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import browser, page  # noqa: F401 - the Playwright fixtures
 from tests.factories import OrganizationFactory, fund
 from tests.trainer.conftest import chat_rows, write_jsonl
 
