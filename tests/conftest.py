@@ -41,6 +41,16 @@ def catalog(db, tiny_model_dir):
 
 
 @pytest.fixture
+def org(catalog):
+    """An organization with $100 of balance (datasets and billing tests use an unfunded one)."""
+    from tests.factories import OrganizationFactory, fund
+
+    org = OrganizationFactory()
+    fund(org, 100_000_000)
+    return org
+
+
+@pytest.fixture
 def user(org):
     """A member of the test's `org` (each test package defines its own `org`)."""
     from tests.factories import member_of

@@ -44,6 +44,7 @@ from ecolink.api.schemas import (
     ModelObject,
     ModelPage,
 )
+from ecolink.billing.templatetags.money import dollars
 from ecolink.catalog.models import BaseModel
 from ecolink.datasets.models import Dataset
 from ecolink.datasets.services import DatasetError, dataset_delete, dataset_upload
@@ -252,8 +253,8 @@ def job_resume_view(request, fine_tuning_job_id: str):
         if job.organization.balance_micros < needed:
             raise ApiError(
                 402,
-                f"Your balance (${job.organization.balance_micros / 1e6:.2f}) is below the "
-                f"estimated cost of the remaining steps (${needed / 1e6:.2f}): top up first.",
+                f"Your balance ({dollars(job.organization.balance_micros)}) is below the "
+                f"estimated cost of the remaining steps ({dollars(needed)}): top up first.",
                 code="insufficient_balance",
             )
     try:

@@ -18,6 +18,7 @@ from typing import Any
 from django.db import transaction
 
 from ecolink.accounts.models import Organization
+from ecolink.api.auth import ApiError
 from ecolink.billing.models import LedgerEntry
 from ecolink.billing.services import ledger_post
 from ecolink.catalog.models import BaseModel
@@ -30,26 +31,8 @@ MICROS_PER_MILLION_TOKENS = 1_000_000
 PASSED_THROUGH = ("max_tokens", "max_completion_tokens", "temperature", "top_p", "stop", "seed")
 
 
-class CompletionError(Exception):
-    """A request the API answers with an OpenAI-shaped error."""
-
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        *,
-        type: str = "invalid_request_error",
-        code=None,
-        param=None,
-    ) -> None:
-        super().__init__(message)
-        self.status, self.message, self.type, self.code, self.param = (
-            status,
-            message,
-            type,
-            code,
-            param,
-        )
+# A request the API answers with an OpenAI-shaped error (status, message, type, code, param).
+CompletionError = ApiError
 
 
 @dataclass

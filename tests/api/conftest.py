@@ -1,14 +1,6 @@
 import pytest
 
 from ecolink.api.keys import api_key_create
-from tests.factories import OrganizationFactory, fund
-
-
-@pytest.fixture
-def org(catalog):
-    org = OrganizationFactory()
-    fund(org, 100_000_000)
-    return org
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@ import importlib
 import pytest
 from django.contrib.auth.models import Group, Permission
 
-from tests.factories import PASSWORD, OrganizationFactory, UserFactory, fund
+from tests.factories import PASSWORD, UserFactory
 
 operators_migration = importlib.import_module("ecolink.ops.migrations.0002_operators_group")
 
@@ -18,13 +18,6 @@ def operators_group() -> Group:
                 Permission.objects.get(content_type__app_label=app_label, codename=codename)
             )
     return group
-
-
-@pytest.fixture
-def org(catalog):
-    org = OrganizationFactory()
-    fund(org, 100_000_000)
-    return org
 
 
 @pytest.fixture

@@ -119,13 +119,6 @@ def inference_server(tiny_model_dir):
 
 
 @pytest.fixture
-def org(catalog):
-    org = OrganizationFactory()
-    fund(org, 100_000_000)
-    return org
-
-
-@pytest.fixture
 def other_org(catalog):
     org = OrganizationFactory()
     fund(org, 100_000_000)
