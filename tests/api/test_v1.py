@@ -223,3 +223,13 @@ def test_malformed_bodies_get_400_not_500(api):
         "/v1/fine_tuning/jobs", json.dumps({"model": 3}), content_type="application/json"
     )
     assert response.status_code == 400 and "error" in response.json()
+
+
+@pytest.mark.parametrize("size", [200_000, 20_000])  # declared too large; past it mid-stream
+def test_an_oversized_upload_is_refused_with_413_and_stores_nothing(api, settings, size):
+    settings.DATASET_MAX_UPLOAD_BYTES = 1_000
+    upload = SimpleUploadedFile("big.jsonl", b'{"text": "x"}\n' * (size // 14))
+    response = api.post("/v1/files", {"file": upload, "purpose": "fine-tune"})
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "file_too_large"
+    assert not Dataset.objects.exists()
