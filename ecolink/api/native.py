@@ -5,7 +5,6 @@ the planner, estimator and quote the wizard uses. Schema at /api/v1/openapi.json
 import time
 
 from django.db.models import Count, Sum
-from django.urls import NoReverseMatch
 from ninja import NinjaAPI, Query, Schema
 from pydantic import Field
 
@@ -405,18 +404,10 @@ def job_download(request, job_id: str):
             f"A {job.get_status_display().lower()} job has no registered adapter to download.",
             code="invalid_state",
         )
-    adapter = RegisteredAdapter.objects.filter(job=job).select_related("organization").first()
+    adapter = RegisteredAdapter.objects.filter(job=job, deleted_at__isnull=True).first()
     if adapter is None:
-        raise ApiError(409, "The job's adapter is not registered yet.", code="invalid_state")
-    try:
-        url = signed_download_url(adapter, expires_in=DEFAULT_EXPIRES_IN, request=request)
-    except NoReverseMatch as missing:  # the download view is not wired on this server
-        raise ApiError(
-            501,
-            "Adapter downloads are not available on this server yet.",
-            type="server_error",
-            code="not_implemented",
-        ) from missing
+        raise ApiError(409, "The job's adapter was deleted.", code="invalid_state")
+    url = signed_download_url(adapter, expires_in=DEFAULT_EXPIRES_IN, request=request)
     return {
         "job_id": f"{JOB}{job.pk}",
         "model": adapter.model_id,
