@@ -72,6 +72,18 @@ def model_arch(base: BaseModel) -> planner.ModelArch:
     )
 
 
+def estimator_overheads(gpu: GpuType) -> estimator.Overheads:
+    """The fixed phases of a pod run on this GPU type, as the estimator and meter share them."""
+    return estimator.Overheads(
+        image_pull_seconds=gpu.image_pull_seconds,
+        model_load_seconds=gpu.model_load_seconds,
+        model_load_seconds_per_gb=gpu.model_load_seconds_per_gb,
+        dataset_prep_seconds=gpu.dataset_prep_seconds,
+        evaluation_seconds=gpu.evaluation_seconds,
+        register_seconds=gpu.register_seconds,
+    )
+
+
 def planner_gpu(gpu: GpuType) -> planner.Gpu:
     return planner.Gpu(
         slug=gpu.slug,
@@ -145,14 +157,7 @@ def make_quote(
             peak_tflops=gpu_type.peak_bf16_tflops,
             efficiency=efficiency_for(gpu_type, method),
             hourly_rate_micros=gpu_type.hourly_rate_micros,
-            overheads=estimator.Overheads(
-                image_pull_seconds=gpu_type.image_pull_seconds,
-                model_load_seconds=gpu_type.model_load_seconds,
-                model_load_seconds_per_gb=gpu_type.model_load_seconds_per_gb,
-                dataset_prep_seconds=gpu_type.dataset_prep_seconds,
-                evaluation_seconds=gpu_type.evaluation_seconds,
-                register_seconds=gpu_type.register_seconds,
-            ),
+            overheads=estimator_overheads(gpu_type),
         )
     )
     effective = hp["micro_batch_size"] * hp["gradient_accumulation"] * gpu_count

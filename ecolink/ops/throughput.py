@@ -16,7 +16,12 @@ from ecolink.billing.models import BillingSession
 from ecolink.catalog.models import GpuType
 from ecolink.finetune import estimator, planner
 from ecolink.finetune.models import Job
-from ecolink.finetune.quote import dataset_tokens, efficiency_for, model_arch
+from ecolink.finetune.quote import (
+    dataset_tokens,
+    efficiency_for,
+    estimator_overheads,
+    model_arch,
+)
 
 S = Job.Status
 # Jobs looked at per GPU type and method: the most recent ones.
@@ -40,14 +45,7 @@ def estimate_input(job: Job, efficiency: float) -> estimator.EstimateInput:
         peak_tflops=gpu.peak_bf16_tflops,
         efficiency=efficiency,
         hourly_rate_micros=gpu.hourly_rate_micros,
-        overheads=estimator.Overheads(
-            image_pull_seconds=gpu.image_pull_seconds,
-            model_load_seconds=gpu.model_load_seconds,
-            model_load_seconds_per_gb=gpu.model_load_seconds_per_gb,
-            dataset_prep_seconds=gpu.dataset_prep_seconds,
-            evaluation_seconds=gpu.evaluation_seconds,
-            register_seconds=gpu.register_seconds,
-        ),
+        overheads=estimator_overheads(gpu),
     )
 
 
