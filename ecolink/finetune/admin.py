@@ -1,8 +1,6 @@
 """Jobs in the operator console: searchable, filterable, read-only except through the
 audited actions (cancel, pause, resume, mark failed, extend retention)."""
 
-from collections import deque
-
 from django.conf import settings
 from django.contrib import admin, messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -13,10 +11,10 @@ from django.utils.html import format_html
 
 from ecolink.billing.models import BillingSession
 from ecolink.billing.templatetags.money import dollars
-from ecolink.finetune.control import ActionRefused, pod_backend
+from ecolink.finetune.control import ActionRefused
+from ecolink.finetune.joblogs import job_logs
 from ecolink.finetune.lifecycle import POD_STATUSES
 from ecolink.finetune.models import Job, JobEvent
-from ecolink.finetune.runconfig import job_artifacts_dir
 from ecolink.ops import services
 from ecolink.ops.forms import ReasonForm, RetentionForm
 from ecolink.ops.selectors import job_bill_subquery
@@ -38,21 +36,6 @@ OFFERED = {
     "mark_failed": (S.QUEUED, *POD_STATUSES, S.TRAINED_PENDING_REGISTER, S.PAUSED),
     "extend_retention": (S.CANCELLED, S.FAILED),
 }
-
-
-def job_log_lines(job: Job, tail: int = LOG_LINES) -> list[str]:
-    if job.pod_name and job.status in POD_STATUSES:
-        try:
-            lines = pod_backend().logs(job.pod_name, tail=tail)
-        except Exception:  # a cluster hiccup must not break the page
-            lines = []
-        if lines:
-            return lines
-    run_log = job_artifacts_dir(job.pk) / "logs" / f"run-{job.run_number}.log"
-    if job.run_number and run_log.is_file():
-        with open(run_log, errors="replace") as f:
-            return [line.rstrip("\n") for line in deque(f, maxlen=tail)]
-    return job.log_tail.splitlines()
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -197,11 +180,11 @@ class JobAdmin(admin.ModelAdmin):
 
     @admin.display(description="log")
     def log(self, obj: Job) -> str:
-        """The pod's log while it runs; once it is gone, the run's log file beside the
-        artifacts, else the tail kept on the job when it failed."""
+        """The last lines of the training log, read as the job page's Logs tab reads it."""
         return format_html(
             '<pre class="ops-log" style="max-height:24em;overflow:auto">{}</pre>',
-            "\n".join(job_log_lines(obj)) or "(no log)",
+            "\n".join(line.message for line in job_logs(obj, source="training")[-LOG_LINES:])
+            or "(no log)",
         )
 
     # --- The audited actions.

@@ -11,9 +11,12 @@ written by EcoLink's own code or the trainer; the trainer never sees a secret.
 """
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
+from ecolink.finetune.control import pod_backend
+from ecolink.finetune.lifecycle import POD_STATUSES
 from ecolink.finetune.models import Job, JobEvent
 from ecolink.finetune.runconfig import job_artifacts_dir
 
@@ -57,21 +60,42 @@ def _event_line(event: JobEvent) -> LogLine | None:
     return LogLine(event.created_at, level, "deployment", event.message)
 
 
+def _with_levels(raw_lines: Iterable[str]) -> list[LogLine]:
+    """Trainer output as log lines; a continuation line (a traceback) keeps the level of
+    the line above it. Each line carries its own timestamp."""
+    lines, level = [], "INFO"
+    for raw in raw_lines:
+        raw = raw.rstrip("\n")
+        match = TRAINER_LINE.match(raw)
+        if match:
+            level = "ERROR" if match["level"] == "CRITICAL" else match["level"]
+        if raw.strip():
+            lines.append(LogLine(None, level, "training", raw))
+    return lines
+
+
+def _pod_log(job: Job) -> list[str]:
+    """A running pod's log from its backend (a remote pod leaves no file here)."""
+    if not job.pod_name or job.status not in POD_STATUSES:
+        return []
+    try:
+        return pod_backend().logs(job.pod_name, tail=MAX_LINES)
+    except Exception:  # a cluster hiccup must not break the page
+        return []
+
+
 def _trainer_lines(job: Job) -> list[LogLine]:
+    """Every run's log file beside the artifacts; else the running pod's log; else the
+    tail saved when the job failed (artifacts gone with retention, or a remote pod)."""
     folder = job_artifacts_dir(job.pk) / "logs"
     files = sorted(folder.glob("run-*.log"), key=lambda p: int(p.stem.split("-")[-1]))
     lines: list[LogLine] = []
     for path in files:
-        level = "INFO"
         with open(path, errors="replace") as handle:
-            for raw in handle:
-                raw = raw.rstrip("\n")
-                match = TRAINER_LINE.match(raw)
-                if match:  # a continuation line (a traceback) keeps the level above it
-                    level = "ERROR" if match["level"] == "CRITICAL" else match["level"]
-                if raw.strip():  # the line carries its own timestamp
-                    lines.append(LogLine(None, level, "training", raw))
-    if not lines and job.log_tail:  # artifacts gone (retention) or a remote pod
+            lines += _with_levels(handle)
+    if not lines:
+        lines = _with_levels(_pod_log(job))
+    if not lines and job.log_tail:
         lines = [LogLine(None, "ERROR", "training", line) for line in job.log_tail.splitlines()]
     return lines
 

@@ -1,6 +1,7 @@
 """The job page: a panel per state, the curated settings, tabs, chart data, and that no
 secret or environment value ever reaches a page."""
 
+import json
 import os
 
 import pytest
@@ -289,3 +290,19 @@ def test_a_tab_fragment_keeps_the_tab_bar(logged_in, org):
     body = logged_in.get(reverse("finetune:tab", args=[job.pk, "logs"])).content.decode()
     for name in ("metrics", "logs", "events"):
         assert f'data-testid="tab-{name}"' in body
+
+
+def test_a_running_pod_without_a_local_log_file_is_read_through_its_backend(
+    logged_in, org, settings, tmp_path
+):
+    # A remote pod leaves no file beside the artifacts: its backend holds the log.
+    settings.LOCAL_PODS_DIR = tmp_path / "pods"
+    settings.LOCAL_PODS_DIR.mkdir()
+    remote_log = tmp_path / "elsewhere.log"
+    remote_log.write_text("2026-11-23 10:00:00,001 INFO worker.trainer: step 3 from the pod\n")
+    job = JobFactory(organization=org, status=S.TRAINING, pod_name="ecolink-job-remote")
+    (settings.LOCAL_PODS_DIR / "ecolink-job-remote.json").write_text(
+        json.dumps({"log": str(remote_log)})
+    )
+    body = logged_in.get(reverse("finetune:tab", args=[job.pk, "logs"])).content.decode()
+    assert "step 3 from the pod" in body
