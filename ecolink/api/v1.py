@@ -44,16 +44,15 @@ from ecolink.api.schemas import (
     ModelObject,
     ModelPage,
 )
-from ecolink.billing.templatetags.money import dollars
 from ecolink.catalog.models import BaseModel
 from ecolink.datasets.models import Dataset
 from ecolink.datasets.services import DatasetError, dataset_delete, dataset_upload
 from ecolink.finetune.control import (
     ActionRefused,
+    BalanceTooLow,
     job_cancel,
     job_pause,
     job_resume,
-    remaining_estimate_micros,
 )
 from ecolink.finetune.lifecycle import ALLOWED
 from ecolink.finetune.models import Job, JobEvent, JobMetric
@@ -248,17 +247,10 @@ def job_pause_view(request, fine_tuning_job_id: str):
 def job_resume_view(request, fine_tuning_job_id: str):
     """Continue a paused job from its latest checkpoint, if the balance covers the rest."""
     job = get_job(request.organization, fine_tuning_job_id)
-    if job.status == S.PAUSED:
-        needed = remaining_estimate_micros(job)
-        if job.organization.balance_micros < needed:
-            raise ApiError(
-                402,
-                f"Your balance ({dollars(job.organization.balance_micros)}) is below the "
-                f"estimated cost of the remaining steps ({dollars(needed)}): top up first.",
-                code="insufficient_balance",
-            )
     try:
         job_resume(job_id=job.pk)
+    except BalanceTooLow as refused:
+        raise ApiError(402, str(refused), code="insufficient_balance") from refused
     except ActionRefused as refused:
         raise ApiError(400, str(refused), code="invalid_state") from refused
     return job_object(get_job(request.organization, fine_tuning_job_id))

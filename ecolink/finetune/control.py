@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from ecolink.billing.meter import session_settle
 from ecolink.billing.models import BillingSession
+from ecolink.billing.templatetags.money import dollars
 from ecolink.catalog.models import RegionCapacity
 from ecolink.finetune.capacity import region_capacity
 from ecolink.finetune.lifecycle import transition
@@ -35,6 +36,10 @@ CANCEL_AT_ONCE = (S.QUEUED, S.PAUSED)
 
 class ActionRefused(Exception):
     """The action can't be taken now; the message says why, for the user."""
+
+
+class BalanceTooLow(ActionRefused):
+    """Resume refused: the balance doesn't cover the estimated cost of the steps left."""
 
 
 def pod_backend() -> PodBackend:
@@ -172,8 +177,9 @@ def job_resume(*, job_id: int) -> Job:
         raise ActionRefused(f"A {job.get_status_display().lower()} job can't be resumed.")
     needed = remaining_estimate_micros(job)
     if job.organization.balance_micros < needed:
-        raise ActionRefused(
-            "Your balance is below the estimated cost of the remaining steps: top up first."
+        raise BalanceTooLow(
+            f"Your balance ({dollars(job.organization.balance_micros)}) is below the "
+            f"estimated cost of the remaining steps ({dollars(needed)}): top up first."
         )
     transition(
         job_id=job.pk,
