@@ -1,5 +1,6 @@
 import factory
 
+from ecolink.billing.models import BillingSession
 from ecolink.catalog.models import BaseModel, GpuType, Region
 from ecolink.datasets.models import Dataset
 from ecolink.finetune.models import Job
@@ -37,3 +38,17 @@ class JobFactory(factory.django.DjangoModelFactory):
     region = factory.LazyFunction(lambda: Region.objects.get(slug="local"))
     method = Job.Method.LORA
     estimate_seconds_high = 600
+
+
+class BillingSessionFactory(factory.django.DjangoModelFactory):
+    """A pod run of a job, metered from the job's creation unless told otherwise."""
+
+    class Meta:
+        model = BillingSession
+
+    job = factory.SubFactory(JobFactory)
+    organization = factory.SelfAttribute("job.organization")
+    run = 1
+    gpu_type = factory.SelfAttribute("job.gpu_type")
+    gpu_count = 1
+    started_at = factory.SelfAttribute("job.created_at")

@@ -1,9 +1,8 @@
 import pytest
 from django.urls import reverse
 
-from ecolink.billing.models import BillingSession
 from ecolink.finetune.models import Job
-from tests.finetune.factories import JobFactory
+from tests.finetune.factories import BillingSessionFactory, JobFactory
 
 pytestmark = pytest.mark.django_db
 S = Job.Status
@@ -29,13 +28,9 @@ def test_polling_costs_the_same_queries_however_long_the_history(
 ):
     job = JobFactory(organization=org, status=S.TRAINING)
     for run in range(1, 30):
-        BillingSession.objects.create(
-            organization=org,
+        BillingSessionFactory(
             job=job,
             run=run,
-            gpu_type=job.gpu_type,
-            gpu_count=1,
-            started_at=job.created_at,
             charged_micros=10,
         )
     with django_assert_max_num_queries(8):
@@ -54,13 +49,9 @@ def test_pause_moves_a_training_job_to_pausing_and_ends_its_meter(
     logged_in, org, django_capture_on_commit_callbacks
 ):
     job = JobFactory(organization=org, status=S.TRAINING, run_number=1, pod_name="pod")
-    session = BillingSession.objects.create(
-        organization=org,
+    session = BillingSessionFactory(
         job=job,
         run=1,
-        gpu_type=job.gpu_type,
-        gpu_count=1,
-        started_at=job.created_at,
     )
     with django_capture_on_commit_callbacks() as callbacks:
         act(logged_in, job, "pause")

@@ -7,12 +7,11 @@ import os
 import pytest
 from django.urls import reverse
 
-from ecolink.billing.models import BillingSession
 from ecolink.finetune.jobview import batch_shape
 from ecolink.finetune.models import Job, JobEvent, JobMetric
 from ecolink.finetune.runconfig import job_artifacts_dir
 from tests.factories import fund
-from tests.finetune.factories import JobFactory
+from tests.finetune.factories import BillingSessionFactory, JobFactory
 
 pytestmark = pytest.mark.django_db
 S = Job.Status
@@ -61,13 +60,9 @@ def test_the_training_panel_shows_steps_remaining_eta_throughput_and_cost(logged
         estimate_high_micros=3_000_000,
     )
     JobMetric.objects.create(job=job, kind="train", step=40, loss=1.5, tokens_per_second=1000.0)
-    BillingSession.objects.create(
-        organization=org,
+    BillingSessionFactory(
         job=job,
         run=1,
-        gpu_type=job.gpu_type,
-        gpu_count=1,
-        started_at=job.created_at,
         charged_micros=1_250_000,
     )
     body = status_panel(logged_in, job)
@@ -212,13 +207,9 @@ def test_job_list_shows_cost_and_filters_by_status(logged_in, org):
     training = JobFactory(organization=org, status=S.TRAINING, name="alpha-run")
     JobFactory(organization=org, status=S.FAILED, name="beta-run")
     JobFactory(status=S.TRAINING, name="someone-elses")
-    BillingSession.objects.create(
-        organization=org,
+    BillingSessionFactory(
         job=training,
         run=1,
-        gpu_type=training.gpu_type,
-        gpu_count=1,
-        started_at=training.created_at,
         charged_micros=2_500_000,
     )
     body = logged_in.get(reverse("finetune:list")).content.decode()

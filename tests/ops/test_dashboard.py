@@ -5,22 +5,19 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from ecolink.billing.models import BillingSession, LedgerEntry
+from ecolink.billing.models import LedgerEntry
 from ecolink.billing.services import ledger_post
 from ecolink.finetune.models import Job
-from tests.finetune.factories import JobFactory
+from tests.finetune.factories import BillingSessionFactory, JobFactory
 
 pytestmark = pytest.mark.django_db
 S = Job.Status
 
 
 def billed(org, job, micros):
-    BillingSession.objects.create(
-        organization=org,
+    BillingSessionFactory(
         job=job,
         run=1,
-        gpu_type=job.gpu_type,
-        gpu_count=1,
         started_at=timezone.now() - timedelta(minutes=30),
         ended_at=timezone.now(),
         charged_micros=micros,

@@ -11,7 +11,7 @@ from ecolink.finetune.control import ActionRefused
 from ecolink.finetune.models import Job
 from ecolink.ops import services
 from ecolink.ops.models import AuditLog
-from tests.finetune.factories import JobFactory
+from tests.finetune.factories import BillingSessionFactory, JobFactory
 
 pytestmark = pytest.mark.django_db
 S = Job.Status
@@ -20,12 +20,9 @@ S = Job.Status
 def running(org, status=S.TRAINING, **fields) -> Job:
     """A job with a pod run under way and billed since 90 s ago."""
     job = JobFactory(organization=org, status=status, pod_name="ecolink-job-x-1", run_number=1)
-    BillingSession.objects.create(
-        organization=org,
+    BillingSessionFactory(
         job=job,
         run=1,
-        gpu_type=job.gpu_type,
-        gpu_count=1,
         started_at=timezone.now() - timedelta(seconds=90),
     )
     Job.objects.filter(pk=job.pk).update(**fields)

@@ -6,13 +6,12 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from ecolink.billing.models import BillingSession
 from ecolink.catalog.models import BaseModel, GpuType, ThroughputEfficiency
 from ecolink.finetune import estimator
 from ecolink.finetune.models import Job
 from ecolink.ops import throughput
 from ecolink.ops.models import AuditLog
-from tests.finetune.factories import JobFactory
+from tests.finetune.factories import BillingSessionFactory, JobFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -28,12 +27,9 @@ def finished_job(org, seconds: int, charged: int, runs: int = 1, **fields) -> Jo
     )
     start = timezone.now() - timedelta(hours=2)
     for run in range(1, runs + 1):
-        BillingSession.objects.create(
-            organization=org,
+        BillingSessionFactory(
             job=job,
             run=run,
-            gpu_type=job.gpu_type,
-            gpu_count=1,
             started_at=start,
             ended_at=start + timedelta(seconds=seconds / runs),
             charged_micros=charged // runs,
