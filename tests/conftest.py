@@ -122,6 +122,15 @@ def start_celery_worker(env: dict[str, str], log, *args: str) -> subprocess.Pope
     )
 
 
+def stop_process(proc: subprocess.Popen, timeout: float = 20) -> None:
+    """Ask a server a test started to stop; kill it if it doesn't in time."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 @pytest.fixture
 def celery_worker_queue(transactional_db, redis_client, tmp_path):
     """A real Celery worker process on Redis and the test database, on a queue of its own.
@@ -138,11 +147,7 @@ def celery_worker_queue(transactional_db, redis_client, tmp_path):
             raise RuntimeError("worker did not start:\n" + (tmp_path / "worker.log").read_text())
         time.sleep(0.2)
     yield queue
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    stop_process(proc)
     log.close()
 
 

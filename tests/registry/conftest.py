@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import stop_process
 from tests.factories import OrganizationFactory, fund
 from tests.trainer.conftest import chat_rows, write_jsonl
 
@@ -110,11 +111,7 @@ def inference_server(tiny_model_dir):
                 ) from None
             time.sleep(0.3)
     yield url
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    stop_process(proc)
     log.close()
 
 
