@@ -268,6 +268,8 @@ INTERNAL_BASE_URL = env("ECOLINK_INTERNAL_URL", "http://127.0.0.1:8000")
 POD_STOP_GRACE_SECONDS = int(env("ECOLINK_POD_STOP_GRACE_SECONDS", "120"))
 # An evicted job with a complete checkpoint is retried this often, free of charge.
 MAX_AUTOMATIC_RETRIES = 3
+# The most GPUs one job may use, whatever its GPU type allows (the catalog's max_count).
+MAX_GPUS_PER_JOB = int(env("ECOLINK_MAX_GPUS_PER_JOB", "8"))
 # How long a cancelled job's last adapter or checkpoint is kept unless promoted.
 RETENTION_DAYS = 30
 # Length of a billing minute in seconds. Production bills real minutes; tests shorten it so

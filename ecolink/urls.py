@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from ecolink import views
-from ecolink.finetune import views as finetune_views
+from ecolink.finetune.views import internal as finetune_internal
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -22,7 +22,7 @@ urlpatterns = [
     path("api/v1/", include("ecolink.api.native_urls")),
     path(
         "internal/jobs/<int:pk>/events",
-        finetune_views.trainer_events,
+        finetune_internal.trainer_events,
         name="trainer_events",
     ),
 ]

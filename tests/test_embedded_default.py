@@ -95,7 +95,7 @@ def test_make_run_serves_the_site_and_the_demo_login_works(embedded_env, tmp_pat
                 sys.executable,
                 "-c",
                 "import django, os; os.environ.setdefault('DJANGO_SETTINGS_MODULE', "
-                "'ecolink.settings'); django.setup(); from worker.tasks import ping; "
+                "'ecolink.settings'); django.setup(); from worker.celery import ping; "
                 "ping.delay('embedded')",
             ],
             cwd=ROOT,

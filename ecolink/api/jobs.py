@@ -3,24 +3,26 @@ and through the same services the wizard's Approve & Train calls."""
 
 import math
 
+from django.conf import settings
 from django.db import transaction
 
-from ecolink.api.auth import ApiError
+from ecolink.api.errors import ApiError, refusal_error
 from ecolink.api.models import ApiJobRequest, ApiKey
 from ecolink.api.objects import FILE, parse_id
 from ecolink.api.schemas import JobCreate
 from ecolink.catalog.models import BaseModel, GpuType, Region, RegionCapacity
 from ecolink.datasets.models import Dataset
+from ecolink.finetune.actions import job_create
 from ecolink.finetune.capacity import region_capacity
+from ecolink.finetune.drafts import job_request_quote
 from ecolink.finetune.hyperparams import RANGES, default_hyperparameters
 from ecolink.finetune.models import Job
-from ecolink.finetune.quote import Quote, make_plan
-from ecolink.finetune.services import ApprovalRefused, job_create, job_request_quote
+from ecolink.finetune.outcomes import ApprovalRefused
+from ecolink.finetune.planning.quote import Quote, make_plan
 from ecolink.registry.models import RegisteredAdapter
+from worker.trainer.microbatch import MicroBatching
 
 BASE_LEARNING_RATE = RANGES["learning_rate"].default
-# A step's examples per GPU are split into micro-batches of at most this many.
-MAX_MICRO_BATCH = 8
 # The API's name for each wizard field, for error messages and `param`.
 API_FIELD = {
     "epochs": "hyperparameters.n_epochs",
@@ -44,7 +46,6 @@ API_FIELD = {
     "gpu_type": "gpu_type",
     "region": "region",
 }
-REFUSAL_STATUS = {"insufficient_balance": 402, "capacity_unavailable": 409}
 
 
 def ready_file(organization, file_id: str, param: str) -> Dataset:
@@ -95,13 +96,14 @@ def _split_batch(batch_size: int, gpu_count: int) -> tuple[int, int]:
             f"batch_size must be a positive multiple of gpu_count ({gpu_count}).",
             param="hyperparameters.batch_size",
         )
-    per_gpu = batch_size // gpu_count
-    micro = max(d for d in range(1, MAX_MICRO_BATCH + 1) if per_gpu % d == 0)
-    return micro, per_gpu // micro
+    # The trainer's own split, with the wizard's largest micro-batch as the hint: the
+    # planner lowers it later to what fits the GPU, keeping the effective batch.
+    split = MicroBatching.plan(batch_size // gpu_count, int(RANGES["micro_batch_size"].high))
+    return split.micro, split.accum
 
 
-def _hyperparameters(body: JobCreate, base: BaseModel, dataset: Dataset, gpu_count: int):
-    """The wizard's hyperparameter values for the request; returns (values, forced method)."""
+def _hyperparameters(body: JobCreate, base: BaseModel, dataset: Dataset, gpu_count: int) -> dict:
+    """The wizard's hyperparameter values for the request."""
     hp = default_hyperparameters(context_length=base.context_length)
     given = {}
     if body.hyperparameters:
@@ -137,15 +139,12 @@ def _hyperparameters(body: JobCreate, base: BaseModel, dataset: Dataset, gpu_cou
                 hp[f"lora_{name}"] = lora[name]
         if "target_modules" in lora:
             hp["target_modules"] = lora["target_modules"]
-    forced = None
-    if body.training_method in ("lora", "qlora"):
-        forced = body.training_method
-    elif body.training_method:
+    if body.training_method:
         hp["method"] = body.training_method
     for name, value in hp.items():
         if isinstance(value, float) and not math.isfinite(value):
             raise ApiError(400, f"{name} must be a finite number.", param=API_FIELD.get(name))
-    return hp, forced
+    return hp
 
 
 def _pick_hardware(body: JobCreate, base: BaseModel, hp: dict, gpu_count: int):
@@ -156,9 +155,8 @@ def _pick_hardware(body: JobCreate, base: BaseModel, hp: dict, gpu_count: int):
             raise ApiError(400, f"Unknown gpu_type {body.gpu_type!r}.", param="gpu_type")
         gpus = [gpu]
     else:
-        shape_hp = {**hp, "method": "auto"} if hp["method"] not in ("full", "prompt_tuning") else hp
-        gpus = [g for g in GpuType.objects.order_by("hourly_rate_micros", "pk")]
-        fitting = [g for g in gpus if make_plan(base, g, shape_hp, gpu_count).fits]
+        gpus = list(GpuType.objects.order_by("hourly_rate_micros", "pk"))
+        fitting = [g for g in gpus if make_plan(base, g, hp, gpu_count).fits]
         gpus = fitting or gpus
     wanted_region = None
     if body.region is not None:
@@ -187,7 +185,7 @@ def _pick_hardware(body: JobCreate, base: BaseModel, hp: dict, gpu_count: int):
 
 
 def job_values(organization, body: JobCreate) -> tuple[dict, str | None, Dataset | None]:
-    """The wizard draft values for an API request, the forced method, the validation set."""
+    """The wizard draft values for an API request, and its validation set."""
     base = base_model_for(organization, body.model)
     dataset = ready_file(organization, body.training_file, "training_file")
     validation = (
@@ -196,9 +194,13 @@ def job_values(organization, body: JobCreate) -> tuple[dict, str | None, Dataset
         else None
     )
     gpu_count = body.gpu_count if body.gpu_count is not None else 1
-    if not 1 <= gpu_count <= 8:
-        raise ApiError(400, "gpu_count must be between 1 and 8.", param="gpu_count")
-    hp, forced = _hyperparameters(body, base, dataset, gpu_count)
+    if not 1 <= gpu_count <= settings.MAX_GPUS_PER_JOB:
+        raise ApiError(
+            400,
+            f"gpu_count must be between 1 and {settings.MAX_GPUS_PER_JOB}.",
+            param="gpu_count",
+        )
+    hp = _hyperparameters(body, base, dataset, gpu_count)
     gpu, region = _pick_hardware(body, base, hp, gpu_count)
     values = {
         "dataset": dataset.pk,
@@ -208,24 +210,21 @@ def job_values(organization, body: JobCreate) -> tuple[dict, str | None, Dataset
         "region": region.pk,
         "hyperparameters": hp,
     }
-    return values, forced, validation
+    return values, validation
 
 
 def refusal(refused: ApprovalRefused) -> ApiError:
-    status = REFUSAL_STATUS.get(refused.code, 400)
-    param = API_FIELD.get(refused.param or "", refused.param)
-    return ApiError(status, str(refused), code=refused.code, param=param)
+    return refusal_error(refused, param=API_FIELD.get(refused.param or "", refused.param))
 
 
 def api_quote(organization, body: JobCreate) -> Quote:
     """The wizard's quote for an API request, gates not applied (estimate-cost)."""
-    values, forced, _ = job_values(organization, body)
+    values, _ = job_values(organization, body)
     try:
         return job_request_quote(
             organization=organization,
             values=values,
             datasets=Dataset.objects.filter(organization=organization),
-            method=forced,
         )
     except ApprovalRefused as refused:
         raise refusal(refused) from refused
@@ -235,13 +234,12 @@ def api_quote(organization, body: JobCreate) -> Quote:
 def api_job_submit(*, api_key: ApiKey, body: JobCreate) -> Job:
     """Create a job from an API request through the wizard's services."""
     organization = api_key.organization
-    values, forced, validation = job_values(organization, body)
+    values, validation = job_values(organization, body)
     try:
         quote = job_request_quote(
             organization=organization,
             values=values,
             datasets=Dataset.objects.filter(organization=organization),
-            method=forced,
         )
         name = body.name or f"{quote.base_model.display_name} on {quote.dataset.name}"
         if body.suffix:

@@ -4,7 +4,7 @@ past the limit stops at the first chunk over it."""
 
 from django.conf import settings
 
-from ecolink.api.auth import openai_error
+from ecolink.api.errors import openai_error
 from ecolink.datasets.uploads import declared_too_large, limit_upload_size
 
 FILES_PATH = "/v1/files"

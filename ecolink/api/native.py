@@ -4,24 +4,27 @@ the planner, estimator and quote the wizard uses. Schema at /api/v1/openapi.json
 
 import time
 
+from django.conf import settings
 from django.db.models import Count, Sum
 from ninja import NinjaAPI, Query, Schema
 from pydantic import Field
 
-from ecolink.api.auth import ApiError, BearerKey, install_error_handlers
+from ecolink.api.auth import BearerKey
+from ecolink.api.errors import ApiError, install_error_handlers
 from ecolink.api.jobs import api_quote
-from ecolink.api.objects import JOB, cursor_page, get_job, job_object, jobs_for
+from ecolink.api.objects import JOB, cursor_page, get_job, job_act, job_object, jobs_for
 from ecolink.api.schemas import ERRORS, HardwareCheck, JobCreate, JobObject, Open, Page
 from ecolink.billing.models import BillingSession
 from ecolink.catalog.models import BaseModel, GpuType, Region, RegionCapacity
 from ecolink.datasets.models import Dataset
-from ecolink.finetune import joblogs
+from ecolink.finetune import selectors
+from ecolink.finetune.actions import job_cancel, job_pause, job_resume
 from ecolink.finetune.capacity import region_capacity
-from ecolink.finetune.control import job_cancel
+from ecolink.finetune.drafts import hardware_check
 from ecolink.finetune.hyperparams import RANGES
 from ecolink.finetune.models import Job, JobMetric
-from ecolink.finetune.planner import GIB, LORA_TARGETS, Plan
-from ecolink.finetune.quote import gpu_overview, make_plan
+from ecolink.finetune.planning.planner import GIB, Plan
+from ecolink.finetune.planning.quote import gpu_overview
 from ecolink.finetune.wizard import eligible_bases
 from ecolink.registry.downloads import DEFAULT_EXPIRES_IN, signed_download_url
 from ecolink.registry.models import RegisteredAdapter
@@ -47,7 +50,7 @@ def _range(name: str):
 
 class RequirementsQuery(Schema):
     training_method: str = Field("auto", pattern="^(auto|lora|qlora|full|prompt_tuning)$")
-    gpu_count: int = Field(1, ge=1, le=8)
+    gpu_count: int = Field(1, ge=1, le=settings.MAX_GPUS_PER_JOB)
     micro_batch_size: int = _range("micro_batch_size")
     max_seq_length: int = _range("max_seq_length")
     lora_r: int = _range("lora_r")
@@ -172,7 +175,7 @@ def hardware_options(request):
             {"region": r.slug, "display_name": r.display_name} for r in Region.objects.all()
         ],
         "training_methods": list(TRAINING_METHODS),
-        "gpu_count": {"min": 1, "max": 8, "default": 1},
+        "gpu_count": {"min": 1, "max": settings.MAX_GPUS_PER_JOB, "default": 1},
     }
 
 
@@ -200,44 +203,36 @@ def requirements(request, model: str, query: Query[RequirementsQuery]):
 
 @api.post(f"{PREFIX}/validate-hardware", response={200: Open, **ERRORS}, tags=["catalog"])
 def validate_hardware(request, payload: HardwareCheck):
-    """Would this model train on this hardware? The planner's verdict, and capacity."""
+    """Would this model train on this hardware? The wizard's checks, the planner's verdict
+    and, with a region, its capacity."""
     base = _base(payload.model)
     gpu = GpuType.objects.filter(slug=payload.gpu_type).first()
     if gpu is None:
         raise ApiError(400, f"Unknown gpu_type {payload.gpu_type!r}.", param="gpu_type")
-    problems = []
-    if payload.max_seq_length is None:
-        payload.max_seq_length = min(2048, base.context_length)
-    for name in ("micro_batch_size", "max_seq_length", "lora_r"):
-        r, value = RANGES[name], getattr(payload, name)
-        if not r.low <= value <= r.high:
-            problems.append(f"{name} must be between {r.low:g} and {r.high:g}.")
-    if not 1 <= payload.gpu_count <= gpu.max_count:
-        problems.append(f"{gpu.display_name} runs 1 to {gpu.max_count} per job.")
-    unknown = sorted(set(payload.target_modules) - set(LORA_TARGETS))
-    if unknown or not payload.target_modules:
-        problems.append(f"target_modules must be among {', '.join(LORA_TARGETS)}.")
-    if payload.max_seq_length > base.context_length:
-        problems.append(f"{base.display_name} reads at most {base.context_length} tokens.")
-    if problems:
-        return {"valid": False, "problems": problems}
-    hp = _shape_hp(
-        payload.training_method,
-        payload.micro_batch_size,
-        payload.max_seq_length,
-        payload.lora_r,
-        payload.target_modules,
-    )
-    plan = make_plan(base, gpu, hp, payload.gpu_count)
-    answer = {"valid": plan.fits, "problems": [] if plan.fits else [plan.reason]}
-    answer.update(_plan_object(gpu, plan))
+    region = None
     if payload.region is not None:
         region = Region.objects.filter(slug=payload.region).first()
         if region is None:
             raise ApiError(400, f"Unknown region {payload.region!r}.", param="region")
-        capacity = region_capacity(
-            region_id=region.pk, gpu_type_id=gpu.pk, requested=payload.gpu_count
-        )
+    hp = _shape_hp(
+        payload.training_method,
+        payload.micro_batch_size,
+        payload.max_seq_length or min(2048, base.context_length),
+        payload.lora_r,
+        payload.target_modules,
+    )
+    verdict = hardware_check(
+        base_model=base,
+        gpu_type=gpu,
+        gpu_count=payload.gpu_count,
+        region=region,
+        hyperparameters=hp,
+    )
+    answer = {"valid": verdict.valid, "problems": verdict.problems}
+    if verdict.plan is not None:
+        answer.update(_plan_object(gpu, verdict.plan))
+    if verdict.capacity is not None:
+        capacity = verdict.capacity
         answer["capacity"] = {
             "region": region.slug,
             "total_gpus": capacity.total,
@@ -245,9 +240,6 @@ def validate_hardware(request, payload: HardwareCheck):
             "available": capacity.available,
             "wait_seconds": capacity.wait_seconds,
         }
-        if not capacity.available:
-            answer["valid"] = False
-            answer["problems"].append("The region has no free GPU of this type right now.")
     return answer
 
 
@@ -329,15 +321,21 @@ def job_detail(request, job_id: str):
 @api.post(PREFIX + "/jobs/{job_id}/stop", response={200: JobObject, **ERRORS}, tags=["jobs"])
 def job_stop(request, job_id: str):
     """Stop for good (cancel): the meter settles, the last adapter is kept 30 days."""
-    job = get_job(request.organization, job_id)
-    if not job_cancel(job_id=job.pk) and job.status not in (
-        Job.Status.CANCELLING,
-        Job.Status.CANCELLED,
-    ):
-        raise ApiError(
-            400, f"A {job.get_status_display().lower()} job can't be stopped.", code="invalid_state"
-        )
-    return _native_job(get_job(request.organization, job_id))
+    return job_act(request.organization, job_id, lambda pk: job_cancel(job_id=pk), native=True)
+
+
+@api.post(PREFIX + "/jobs/{job_id}/pause", response={200: JobObject, **ERRORS}, tags=["jobs"])
+def job_pause_view(request, job_id: str):
+    """Checkpoint and stop; the meter stops until the job is resumed."""
+    return job_act(
+        request.organization, job_id, lambda pk: job_pause(job_id=pk, reason="user"), native=True
+    )
+
+
+@api.post(PREFIX + "/jobs/{job_id}/resume", response={200: JobObject, **ERRORS}, tags=["jobs"])
+def job_resume_view(request, job_id: str):
+    """Continue a paused job from its latest checkpoint, if the balance covers the rest."""
+    return job_act(request.organization, job_id, lambda pk: job_resume(job_id=pk), native=True)
 
 
 @api.get(PREFIX + "/jobs/{job_id}/logs", response={200: Open, **ERRORS}, tags=["jobs"])
@@ -345,7 +343,7 @@ def job_logs(request, job_id: str, query: Query[LogsQuery]):
     """The job's log lines by source: build (preparing a run), deployment (the pod),
     training (what the trainer printed)."""
     job = get_job(request.organization, job_id)
-    lines = joblogs.job_logs(job, source=query.log_type, min_level=query.level)
+    lines = selectors.job_logs(job, source=query.log_type, min_level=query.level)
     return {
         "job_id": f"{JOB}{job.pk}",
         "log_type": query.log_type,

@@ -8,12 +8,13 @@ from django.core.exceptions import ObjectDoesNotExist
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from ecolink.api.auth import ApiError
+from ecolink.api.errors import ApiError, refusal_error
 from ecolink.datasets.models import Dataset
-from ecolink.finetune.control import model_id_for
+from ecolink.finetune.actions import model_id_for
 from ecolink.finetune.hyperparams import RANGES
 from ecolink.finetune.lifecycle import TERMINAL_STATUSES
 from ecolink.finetune.models import Job, JobEvent
+from ecolink.finetune.outcomes import ActionRefused
 
 S = Job.Status
 FILE, JOB, EVENT, CHECKPOINT = "file-", "ftjob-", "ftevent-", "ftckpt-"
@@ -197,6 +198,18 @@ def get_job(organization, job_id: str) -> Job:
             404, f"No fine-tuning job found with id {job_id!r}.", code="not_found", param="id"
         )
     return job
+
+
+def job_act(organization, job_id: str, action, *, native: bool = False) -> dict:
+    """Run a job action on the caller's job and answer with the job as it now is: done and
+    already there are both a success; a refusal is the error its code maps to. Every API
+    surface goes through here, so they all answer a duplicate click the same way."""
+    job = get_job(organization, job_id)
+    try:
+        action(job.pk)
+    except ActionRefused as refused:
+        raise refusal_error(refused) from refused
+    return job_object(get_job(organization, job_id), native=native)
 
 
 def _event_level(event: JobEvent) -> str:

@@ -14,7 +14,8 @@ from ninja import File, Form, NinjaAPI, Query, Schema
 from ninja.files import UploadedFile
 from pydantic import Field
 
-from ecolink.api.auth import ApiError, BearerKey, install_error_handlers
+from ecolink.api.auth import BearerKey
+from ecolink.api.errors import ApiError, install_error_handlers
 from ecolink.api.jobs import api_job_submit
 from ecolink.api.objects import (
     CHECKPOINT,
@@ -26,6 +27,7 @@ from ecolink.api.objects import (
     event_object,
     file_object,
     get_job,
+    job_act,
     job_object,
     jobs_for,
     parse_id,
@@ -47,14 +49,7 @@ from ecolink.api.schemas import (
 from ecolink.catalog.models import BaseModel
 from ecolink.datasets.models import Dataset
 from ecolink.datasets.services import DatasetError, dataset_delete, dataset_upload
-from ecolink.finetune.control import (
-    ActionRefused,
-    BalanceTooLow,
-    job_cancel,
-    job_pause,
-    job_resume,
-)
-from ecolink.finetune.lifecycle import ALLOWED
+from ecolink.finetune.actions import job_cancel, job_pause, job_resume
 from ecolink.finetune.models import Job, JobEvent, JobMetric
 from ecolink.finetune.wizard import eligible_bases
 from ecolink.registry.models import RegisteredAdapter
@@ -201,24 +196,13 @@ def job_retrieve(request, fine_tuning_job_id: str):
     return job_object(get_job(request.organization, fine_tuning_job_id))
 
 
-def _refused(job: Job, action: str) -> ApiError:
-    return ApiError(
-        400,
-        f"A {job.get_status_display().lower()} job can't be {action}.",
-        code="invalid_state",
-    )
-
-
 @api.post(
     "/fine_tuning/jobs/{fine_tuning_job_id}/cancel",
     response={200: JobObject, **ERRORS},
     tags=["fine-tuning"],
 )
 def job_cancel_view(request, fine_tuning_job_id: str):
-    job = get_job(request.organization, fine_tuning_job_id)
-    if not job_cancel(job_id=job.pk) and job.status not in (S.CANCELLING, S.CANCELLED):
-        raise _refused(job, "cancelled")
-    return job_object(get_job(request.organization, fine_tuning_job_id))
+    return job_act(request.organization, fine_tuning_job_id, lambda pk: job_cancel(job_id=pk))
 
 
 @api.post(
@@ -228,15 +212,9 @@ def job_cancel_view(request, fine_tuning_job_id: str):
 )
 def job_pause_view(request, fine_tuning_job_id: str):
     """Checkpoint and stop; the meter stops. A queued job is not running yet: cancel it."""
-    job = get_job(request.organization, fine_tuning_job_id)
-    if job.status not in (S.PAUSING, S.PAUSED):
-        if job.status not in ALLOWED[S.PAUSING]:
-            raise _refused(job, "paused")
-        if not job_pause(job_id=job.pk, reason="user"):
-            job.refresh_from_db()
-            if job.status not in (S.PAUSING, S.PAUSED):
-                raise _refused(job, "paused")
-    return job_object(get_job(request.organization, fine_tuning_job_id))
+    return job_act(
+        request.organization, fine_tuning_job_id, lambda pk: job_pause(job_id=pk, reason="user")
+    )
 
 
 @api.post(
@@ -246,14 +224,7 @@ def job_pause_view(request, fine_tuning_job_id: str):
 )
 def job_resume_view(request, fine_tuning_job_id: str):
     """Continue a paused job from its latest checkpoint, if the balance covers the rest."""
-    job = get_job(request.organization, fine_tuning_job_id)
-    try:
-        job_resume(job_id=job.pk)
-    except BalanceTooLow as refused:
-        raise ApiError(402, str(refused), code="insufficient_balance") from refused
-    except ActionRefused as refused:
-        raise ApiError(400, str(refused), code="invalid_state") from refused
-    return job_object(get_job(request.organization, fine_tuning_job_id))
+    return job_act(request.organization, fine_tuning_job_id, lambda pk: job_resume(job_id=pk))
 
 
 @api.get(

@@ -1,11 +1,11 @@
 """Money in the operator console: everything here is read-only. The ledger is append-only
 and a correction is a new entry, made through the audited adjustment form on the
-organization's page (`accounts.admin`)."""
+organization's page (`ops.admin`)."""
 
 from django.contrib import admin
 
 from ecolink.billing.models import BillingSession, LedgerEntry, StripeEvent
-from ecolink.billing.templatetags.money import dollars
+from ecolink.billing.money import dollars
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

@@ -4,7 +4,7 @@ from django import forms
 from django.conf import settings
 
 from ecolink.billing.models import MICROS_PER_CENT
-from ecolink.billing.templatetags.money import dollars
+from ecolink.billing.money import dollars
 
 
 class TopupForm(forms.Form):

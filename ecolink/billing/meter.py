@@ -35,6 +35,16 @@ class TickResult:
     jobs_to_pause: list[int] = field(default_factory=list)
 
 
+def payable_minutes(*, balance_micros: int, charge_micros: int, wanted: int) -> int:
+    """How many of `wanted` minutes may be charged: each one only while the balance is
+    still above zero, so a balance never goes more than one minute below zero."""
+    if wanted <= 0 or balance_micros <= 0:
+        return 0
+    if charge_micros <= 0:
+        return wanted
+    return min(wanted, -(-balance_micros // charge_micros))
+
+
 def minutes_started(*, started_at: datetime, at: datetime) -> int:
     elapsed = max(0.0, (at - started_at).total_seconds())
     return math.floor(elapsed / settings.BILLING_MINUTE_SECONDS) + 1
@@ -71,8 +81,10 @@ def meter_tick(*, now: datetime | None = None) -> TickResult:
     for pk, org, job, started, charged, count, rate in sessions:
         charge = minute_charge_micros(hourly_rate_micros=rate, gpu_count=count)
         due = minutes_started(started_at=started, at=now)
-        minute, total = charged, 0
-        while minute < due and balances[org] > 0:
+        paid = payable_minutes(
+            balance_micros=balances[org], charge_micros=charge, wanted=due - charged
+        )
+        for minute in range(charged, charged + paid):
             balances[org] -= charge
             entries.append(
                 (
@@ -84,11 +96,10 @@ def meter_tick(*, now: datetime | None = None) -> TickResult:
                     job,
                 )
             )
-            minute, total = minute + 1, total + charge
-        if minute > charged:
-            session_updates.append((pk, minute - charged, total))
-            result.charged_minutes += minute - charged
-            result.charged_micros += total
+        if paid:
+            session_updates.append((pk, paid, paid * charge))
+            result.charged_minutes += paid
+            result.charged_micros += paid * charge
         if balances[org] < charge:
             result.jobs_to_pause.append(job)
     _insert_entries(entries, now)
@@ -182,12 +193,9 @@ def session_settle(*, session_id: int, ended_at: datetime | None = None) -> bool
     duration = (ended_at - session.started_at).total_seconds()
     remaining = billed_minutes(duration) - session.charged_minutes
     org = Organization.objects.select_for_update().get(pk=session.organization_id)
-    # The same rule as a tick: a minute is charged only while the balance is above zero.
-    payable = 0
-    balance = org.balance_micros
-    while payable < remaining and balance > 0:
-        balance -= charge
-        payable += 1
+    payable = payable_minutes(
+        balance_micros=org.balance_micros, charge_micros=charge, wanted=remaining
+    )
     if payable:
         ledger_post(
             organization_id=org.pk,

@@ -14,7 +14,7 @@ from django.db.models import F
 
 from ecolink.accounts.models import Organization
 from ecolink.billing.models import MICROS_PER_CENT, LedgerEntry, StripeEvent
-from ecolink.billing.templatetags.money import dollars
+from ecolink.billing.money import dollars
 
 logger = logging.getLogger(__name__)
 

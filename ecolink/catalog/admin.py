@@ -11,7 +11,7 @@ from django import forms
 from django.contrib import admin
 from django.db import transaction
 
-from ecolink.billing.templatetags.money import dollars
+from ecolink.billing.money import dollars
 from ecolink.catalog.models import BaseModel, GpuType, Region, RegionCapacity, ThroughputEfficiency
 from ecolink.ops.services import gpu_rate_change
 

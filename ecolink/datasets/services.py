@@ -20,6 +20,7 @@ from ecolink.datasets.readers import human_bytes
 from ecolink.datasets.sanitise import safe_filename
 from ecolink.datasets.tokens import TokenCounter, counter_for
 from ecolink.datasets.validation import Options, Outcome, Source, validate
+from ecolink.enqueue import enqueue
 
 logger = logging.getLogger(__name__)
 TINY_TOKENIZER_NAME = "ecolink/tiny-qwen2"
@@ -27,12 +28,6 @@ TINY_TOKENIZER_NAME = "ecolink/tiny-qwen2"
 
 class DatasetError(ValueError):
     """A request the datasets app refuses, with a message for the user."""
-
-
-def _enqueue_validation(dataset_id: int) -> None:
-    from worker.tasks import validate_dataset
-
-    validate_dataset.delay(dataset_id)
 
 
 @transaction.atomic
@@ -97,7 +92,7 @@ def dataset_upload(
         raise
     # A rollback after this point (a caller's outer transaction) leaves the files behind;
     # harmless, as no row points at them.
-    transaction.on_commit(partial(_enqueue_validation, dataset.pk))
+    enqueue("datasets.validate", dataset.pk)
     return dataset
 
 
@@ -281,7 +276,7 @@ def dataset_revalidate(
     )
     if not updated:
         raise DatasetError("Only an invalid dataset can be validated again.")
-    transaction.on_commit(partial(_enqueue_validation, dataset_id))
+    enqueue("datasets.validate", dataset_id)
     return Dataset.objects.get(pk=dataset_id)
 
 

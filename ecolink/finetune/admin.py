@@ -10,11 +10,13 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from ecolink.billing.models import BillingSession
-from ecolink.billing.templatetags.money import dollars
-from ecolink.finetune.control import ActionRefused
-from ecolink.finetune.joblogs import job_logs
-from ecolink.finetune.lifecycle import POD_STATUSES
+from ecolink.billing.money import dollars
+from ecolink.finetune.actions import CANCELLABLE, PAUSABLE
+from ecolink.finetune.lifecycle import ALLOWED
 from ecolink.finetune.models import Job, JobEvent
+from ecolink.finetune.outcomes import ActionRefused
+from ecolink.finetune.retention import RETAINED_STATUSES
+from ecolink.finetune.selectors import job_logs
 from ecolink.ops import services
 from ecolink.ops.forms import ReasonForm, RetentionForm
 from ecolink.ops.selectors import job_bill_subquery
@@ -28,13 +30,14 @@ ACTIONS = {
     "mark_failed": ("Mark failed", ReasonForm),
     "extend_retention": ("Extend retention", RetentionForm),
 }
-# The states each action makes sense in, to show only the buttons that can work.
+# The states each action makes sense in (the actions' own rules), to show only the
+# buttons that can work.
 OFFERED = {
-    "cancel": (S.QUEUED, *POD_STATUSES, S.PAUSED),
-    "pause": (S.STARTING, S.TRAINING, S.EVALUATING),
+    "cancel": CANCELLABLE,
+    "pause": PAUSABLE,
     "resume": (S.PAUSED,),
-    "mark_failed": (S.QUEUED, *POD_STATUSES, S.TRAINED_PENDING_REGISTER, S.PAUSED),
-    "extend_retention": (S.CANCELLED, S.FAILED),
+    "mark_failed": ALLOWED[S.FAILED],
+    "extend_retention": RETAINED_STATUSES,
 }
 
 
@@ -221,11 +224,12 @@ class JobAdmin(admin.ModelAdmin):
         form = form_class(request.POST or None)
         if request.method == "POST" and form.is_valid():
             try:
-                self._perform(request, job, action, form.cleaned_data)
+                done = self._perform(request, job, action, form.cleaned_data)
             except ActionRefused as refused:
                 form.add_error(None, str(refused))
             else:
-                self.message_user(request, f"{label}: done for job {job.pk}.", messages.SUCCESS)
+                said = "done" if done else "already so, nothing changed"
+                self.message_user(request, f"{label}: {said} for job {job.pk}.", messages.SUCCESS)
                 return HttpResponseRedirect(reverse("admin:finetune_job_change", args=[job.pk]))
         context = {
             **self.admin_site.each_context(request),
@@ -239,15 +243,17 @@ class JobAdmin(admin.ModelAdmin):
         return TemplateResponse(request, "admin/finetune/job/operate.html", context)
 
     @staticmethod
-    def _perform(request: HttpRequest, job: Job, action: str, data: dict) -> None:
+    def _perform(request: HttpRequest, job: Job, action: str, data: dict) -> bool:
+        """Run the operator action; whether it changed the job (else it already was so)."""
         if action == "extend_retention":
             services.operator_job_extend_retention(
                 operator=request.user, job_id=job.pk, days=data["days"], reason=data["reason"]
             )
-        else:
-            services.JOB_ACTIONS[action](
-                operator=request.user, job_id=job.pk, reason=data["reason"]
-            )
+            return True
+        result = services.JOB_ACTIONS[action](
+            operator=request.user, job_id=job.pk, reason=data["reason"]
+        )
+        return result.done
 
     def get_search_fields(self, request: HttpRequest):
         # `=id` only makes sense for a number: leave it out for words.

@@ -1,20 +1,19 @@
 """Progress from training pods: batches of trainer events, authenticated by the job token.
 
 Each event carries (run_id, seq): a batch the trainer retried after a timeout is dropped
-event by event. Phases move the job's status; step metrics feed the charts.
+event by event. Step metrics feed the charts; phases and the end of training are
+translated into job actions, which alone move the status.
 """
 
 import hmac
 
 from django.db import transaction
 
-from ecolink.finetune.control import hash_token
-from ecolink.finetune.lifecycle import transition
+from ecolink.finetune.actions import job_phase, job_training_finish
 from ecolink.finetune.models import Job, JobEvent, JobMetric
+from ecolink.finetune.pods import hash_token
 
-S = Job.Status
 MAX_EVENTS_PER_BATCH = 1000
-PHASE_STATUS = {"training": S.TRAINING, "evaluating": S.EVALUATING}
 METRIC_FIELDS = (
     "loss",
     "learning_rate",
@@ -101,8 +100,8 @@ def _summary(event: dict) -> str:
 
 def _apply(job: Job, event: dict) -> None:
     kind, data = event["type"], event.get("data", {})
-    if kind == "phase" and data.get("phase") in PHASE_STATUS:
-        transition(job_id=job.pk, to=PHASE_STATUS[data["phase"]])
+    if kind == "phase" and isinstance(data.get("phase"), str):
+        job_phase(job_id=job.pk, phase=data["phase"])
     elif kind == "metrics" and _number(data.get("step")) is not None:
         values = {f: _number(data.get(f)) for f in METRIC_FIELDS}
         JobMetric.objects.update_or_create(
@@ -133,13 +132,11 @@ def _apply(job: Job, event: dict) -> None:
         )
     elif kind == "finished":
         metrics = data.get("metrics") if isinstance(data.get("metrics"), dict) else {}
-        transition(
+        job_training_finish(
             job_id=job.pk,
-            to=S.TRAINED_PENDING_REGISTER,
-            message="Training finished; registering the adapter",
-            adapter_path=str(data.get("adapter_path", ""))[:500],
-            manifest_path=str(data.get("manifest_path", ""))[:500],
-            final_metrics=metrics,
+            adapter_path=str(data.get("adapter_path", "")),
+            manifest_path=str(data.get("manifest_path", "")),
+            metrics=metrics,
         )
     elif kind == "error":
         tail = data.get("log_tail") if isinstance(data.get("log_tail"), list) else []

@@ -12,19 +12,22 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from ecolink.finetune.control import (
+from ecolink.finetune.actions import (
+    job_cancel_complete,
     job_fail,
     job_launch,
     job_meter_settle,
+    job_pause_complete,
     job_register,
-    pod_backend,
+    job_retry,
 )
-from ecolink.finetune.lifecycle import POD_STATUSES, transition
+from ecolink.finetune.lifecycle import POD_STATUSES
 from ecolink.finetune.models import Job
-from worker.pods.base import EXIT_KILLED, EXIT_OK, EXIT_RESUMABLE, PodStatus
+from ecolink.finetune.pods import pod_backend
+from worker.pods.base import PodStatus
+from worker.trainer import exit_codes
 
 S = Job.Status
-EXIT_CLASSES = {EXIT_KILLED: "oom", 65: "data", 78: "config"}
 # Past the grace period and this margin, a pod that ignores SIGTERM is killed.
 STOP_MARGIN = timedelta(seconds=30)
 
@@ -36,7 +39,7 @@ def classify(status: PodStatus, trainer_class: str) -> str:
         return status.reason
     if trainer_class:
         return trainer_class
-    return EXIT_CLASSES.get(status.exit_code, "internal")
+    return exit_codes.ERROR_CLASSES.get(status.exit_code, "internal")
 
 
 def jobs_reconcile() -> None:
@@ -66,7 +69,7 @@ def _conclude(job: Job, status: PodStatus, log_tail: str) -> None:
     job_meter_settle(job)
     code = status.exit_code
     if job.status == S.TRAINED_PENDING_REGISTER:
-        if code == EXIT_OK:
+        if code == exit_codes.OK:
             # Here, not in a task of its own: the pod is deleted below, and a job left
             # waiting for registration without its pod would read as lost on the next pass.
             job_register(job_id=job.pk)
@@ -78,35 +81,24 @@ def _conclude(job: Job, status: PodStatus, log_tail: str) -> None:
                 log_tail=log_tail,
             )
     elif job.status == S.PAUSING:
-        note = f"Paused at step {job.checkpoint_step}" if job.checkpoint_path else "Paused"
-        transition(job_id=job.pk, to=S.PAUSED, message=note, log_tail=log_tail)
+        job_pause_complete(job_id=job.pk, log_tail=log_tail)
     elif job.status == S.CANCELLING:
-        transition(
-            job_id=job.pk,
-            to=S.CANCELLED,
-            expected=[S.CANCELLING],
-            message="Cancelled",
-            log_tail=log_tail,
-            retention_until=timezone.now() + timedelta(days=settings.RETENTION_DAYS),
-        )
+        job_cancel_complete(job_id=job.pk, log_tail=log_tail)
     elif (
         _evicted(status)
         and job.checkpoint_path
         and (job.automatic_retries < settings.MAX_AUTOMATIC_RETRIES)
     ):
-        transition(
+        job_retry(
             job_id=job.pk,
-            to=S.QUEUED,
-            expected=[job.status],
             message=f"Evicted; retrying from step {job.checkpoint_step} at no charge "
             "for the lost time",
-            automatic_retries=job.automatic_retries + 1,
         )
     else:
         error_class = "evicted" if _evicted(status) else classify(status, job.error_class)
         message = (
             "The pod exited without finishing"
-            if code == EXIT_OK
+            if code == exit_codes.OK
             else f"The pod ended with exit code {code}"
             if code is not None
             else "The pod disappeared"
@@ -116,7 +108,7 @@ def _conclude(job: Job, status: PodStatus, log_tail: str) -> None:
 
 def _evicted(status: PodStatus) -> bool:
     # A SIGTERM nobody asked for (node drain, preemption) ends with the resumable code.
-    return status.reason == "evicted" or status.exit_code == EXIT_RESUMABLE
+    return status.reason == "evicted" or status.exit_code == exit_codes.RESUMABLE
 
 
 def _start_queued() -> None:

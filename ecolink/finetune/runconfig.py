@@ -10,7 +10,7 @@ from django.conf import settings
 from django.core.files.storage import default_storage
 
 from ecolink.finetune.models import Job
-from ecolink.finetune.quote import Quote
+from ecolink.finetune.planning.quote import Quote
 from worker.trainer.config import RunConfig
 
 
@@ -18,7 +18,7 @@ def job_artifacts_dir(job_id: int) -> Path:
     return settings.ARTIFACTS_DIR / "jobs" / str(job_id)
 
 
-def _local_path(storage_key: str) -> str:
+def storage_local_path(storage_key: str) -> str:
     return default_storage.path(storage_key) if storage_key else ""
 
 
@@ -35,8 +35,8 @@ def render_run_config(*, job: Job, quote: Quote) -> dict:
         "job_id": str(job.pk),
         "base_model": base_model_reference(quote),
         "base_model_revision": "local" if quote.base_model.local_path else "main",
-        "train_file": _local_path(getattr(dataset, "train_file", "")),
-        "validation_file": _local_path(getattr(dataset, "validation_file", "")) or None,
+        "train_file": storage_local_path(getattr(dataset, "train_file", "")),
+        "validation_file": storage_local_path(getattr(dataset, "validation_file", "")) or None,
         "dataset_hash": dataset.content_hash,
         "method": quote.plan.method,
         "objective": hp["objective"],

@@ -3,6 +3,7 @@
 from dataclasses import dataclass, field
 
 from django import forms
+from django.conf import settings
 from django.db.models import QuerySet
 
 from ecolink.catalog.models import BaseModel, GpuType, Region, RegionCapacity
@@ -10,8 +11,8 @@ from ecolink.datasets.models import Dataset
 from ecolink.finetune import hyperparams
 from ecolink.finetune.hyperparams import RANGES
 from ecolink.finetune.models import WizardDraft
-from ecolink.finetune.planner import LORA_TARGETS
-from ecolink.finetune.quote import Quote, make_quote
+from ecolink.finetune.planning.planner import LORA_TARGETS
+from ecolink.finetune.planning.quote import Quote, make_quote
 
 STEPS = [
     (1, "Dataset"),
@@ -60,29 +61,32 @@ class BaseModelStep(forms.Form):
 
 class GpuStep(forms.Form):
     gpu_type = forms.ModelChoiceField(queryset=GpuType.objects.all(), empty_label="Choose…")
-    gpu_count = forms.IntegerField(min_value=1, max_value=8, initial=1)
+    gpu_count = forms.IntegerField(min_value=1, max_value=settings.MAX_GPUS_PER_JOB, initial=1)
     region = forms.ModelChoiceField(queryset=Region.objects.all(), empty_label="Choose…")
 
     def clean(self):
         cleaned = super().clean()
-        gpu, count, region = (
-            cleaned.get("gpu_type"),
-            cleaned.get("gpu_count"),
-            cleaned.get("region"),
-        )
-        if gpu and count and count > gpu.max_count:
-            self.add_error("gpu_count", f"{gpu.display_name} runs at most {gpu.max_count} per job.")
-        if (
-            gpu
-            and region
-            and not RegionCapacity.objects.filter(region=region, gpu_type=gpu).exists()
-        ):
-            self.add_error("region", f"{region.display_name} has no {gpu.display_name}.")
+        gpu, count = cleaned.get("gpu_type"), cleaned.get("gpu_count")
+        if gpu and count:
+            for name, message in gpu_choice_problems(gpu, count, cleaned.get("region")).items():
+                self.add_error(name, message)
         return cleaned
 
     def values(self) -> dict:
         c = self.cleaned_data
         return {"gpu_type": c["gpu_type"].pk, "gpu_count": c["gpu_count"], "region": c["region"].pk}
+
+
+def gpu_choice_problems(gpu: GpuType, count: int, region: Region | None) -> dict[str, str]:
+    """What is wrong with running `count` × `gpu` in `region`, by field: the GPU type's own
+    limit and the platform's, and whether the region has that type at all."""
+    problems = {}
+    most = min(gpu.max_count, settings.MAX_GPUS_PER_JOB)
+    if not 1 <= count <= most:
+        problems["gpu_count"] = f"{gpu.display_name} runs at most {most} per job."
+    if region and not RegionCapacity.objects.filter(region=region, gpu_type=gpu).exists():
+        problems["region"] = f"{region.display_name} has no {gpu.display_name}."
+    return problems
 
 
 def _range_field(name: str) -> forms.Field:
@@ -102,6 +106,8 @@ class HyperparametersStep(forms.Form):
     method = forms.ChoiceField(
         choices=[
             ("auto", "Automatic: LoRA, or QLoRA when the base doesn't fit in 16-bit"),
+            ("lora", "16-bit LoRA"),
+            ("qlora", "4-bit QLoRA"),
             ("full", "Full fine-tuning"),
             ("prompt_tuning", "Prompt tuning"),
         ]

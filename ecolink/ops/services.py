@@ -11,9 +11,9 @@ from django.db.models import Model
 from ecolink.billing.models import LedgerEntry
 from ecolink.billing.services import ledger_post
 from ecolink.catalog.models import GpuType, ThroughputEfficiency
-from ecolink.finetune import control
-from ecolink.finetune.control import ActionRefused
+from ecolink.finetune import actions, retention
 from ecolink.finetune.models import Job
+from ecolink.finetune.outcomes import ActionRefused, ActionResult, Outcome
 from ecolink.ops.models import AuditLog
 
 A = AuditLog.Action
@@ -64,72 +64,69 @@ def _job_state(job: Job) -> dict[str, Any]:
     }
 
 
-def _job_action(*, operator, job_id: int, reason: str, action: str, run) -> Job:
-    """Lock the job, run `run(job)` (which raises ActionRefused when it can't act), and
-    record the before and after states."""
+def _job_action(*, operator, job_id: int, reason: str, action: str, run) -> ActionResult:
+    """Lock the job, run the job action `run(job_id)`, and record the before and after
+    states when it changed something. Already there is a success with nothing to audit;
+    a refusal raises ActionRefused and leaves no row."""
     reason = _reason(reason)
     with transaction.atomic():
-        job = Job.objects.select_for_update().get(pk=job_id)
-        before = _job_state(job)
-        run(job)
-        job.refresh_from_db()
-        audit_record(
-            operator=operator,
-            action=action,
-            target=job,
-            reason=reason,
-            organization_id=job.organization_id,
-            before=before,
-            after=_job_state(job),
-        )
-    return job
+        before = _job_state(Job.objects.select_for_update().get(pk=job_id))
+        result = run(job_id)
+        if result.done:
+            audit_record(
+                operator=operator,
+                action=action,
+                target=result.job,
+                reason=reason,
+                organization_id=result.job.organization_id,
+                before=before,
+                after=_job_state(result.job),
+            )
+    return result
 
 
-def _refused_unless(won: bool, job: Job, verb: str) -> None:
-    if not won:
-        raise ActionRefused(f"A {job.get_status_display().lower()} job can't be {verb}.")
-
-
-def operator_job_cancel(*, operator: AbstractBaseUser, job_id: int, reason: str) -> Job:
-    def run(job: Job) -> None:
-        _refused_unless(control.job_cancel(job_id=job.pk), job, "cancelled")
-        Job.objects.filter(pk=job.pk).update(
-            status_reason=f"Cancelled by an operator: {reason}"[:300]
-        )
-
+def operator_job_cancel(*, operator: AbstractBaseUser, job_id: int, reason: str) -> ActionResult:
+    note = f"Cancelled by an operator: {reason}"
     return _job_action(
-        operator=operator, job_id=job_id, reason=reason, action=A.JOB_CANCEL, run=run
+        operator=operator,
+        job_id=job_id,
+        reason=reason,
+        action=A.JOB_CANCEL,
+        run=lambda pk: actions.job_cancel(job_id=pk, note=note),
     )
 
 
-def operator_job_pause(*, operator: AbstractBaseUser, job_id: int, reason: str) -> Job:
-    def run(job: Job) -> None:
-        _refused_unless(control.job_pause(job_id=job.pk, reason="operator"), job, "paused")
-        Job.objects.filter(pk=job.pk).update(status_reason=f"Paused by an operator: {reason}"[:300])
-
-    return _job_action(operator=operator, job_id=job_id, reason=reason, action=A.JOB_PAUSE, run=run)
-
-
-def operator_job_resume(*, operator: AbstractBaseUser, job_id: int, reason: str) -> Job:
-    def run(job: Job) -> None:
-        if job.status != Job.Status.PAUSED:
-            _refused_unless(False, job, "resumed")
-        control.job_resume(job_id=job.pk)
-
+def operator_job_pause(*, operator: AbstractBaseUser, job_id: int, reason: str) -> ActionResult:
+    note = f"Paused by an operator: {reason}"
     return _job_action(
-        operator=operator, job_id=job_id, reason=reason, action=A.JOB_RESUME, run=run
+        operator=operator,
+        job_id=job_id,
+        reason=reason,
+        action=A.JOB_PAUSE,
+        run=lambda pk: actions.job_pause(job_id=pk, reason="operator", note=note),
     )
 
 
-def operator_job_mark_failed(*, operator: AbstractBaseUser, job_id: int, reason: str) -> Job:
-    def run(job: Job) -> None:
-        won = control.job_mark_failed(
-            job_id=job.pk, message=f"Marked failed by an operator: {reason}"
-        )
-        _refused_unless(won, job, "marked failed")
-
+def operator_job_resume(*, operator: AbstractBaseUser, job_id: int, reason: str) -> ActionResult:
     return _job_action(
-        operator=operator, job_id=job_id, reason=reason, action=A.JOB_MARK_FAILED, run=run
+        operator=operator,
+        job_id=job_id,
+        reason=reason,
+        action=A.JOB_RESUME,
+        run=lambda pk: actions.job_resume(job_id=pk),
+    )
+
+
+def operator_job_mark_failed(
+    *, operator: AbstractBaseUser, job_id: int, reason: str
+) -> ActionResult:
+    message = f"Marked failed by an operator: {reason}"
+    return _job_action(
+        operator=operator,
+        job_id=job_id,
+        reason=reason,
+        action=A.JOB_MARK_FAILED,
+        run=lambda pk: actions.job_mark_failed(job_id=pk, message=message),
     )
 
 
@@ -139,12 +136,12 @@ def operator_job_extend_retention(
     if not 1 <= days <= MAX_RETENTION_DAYS:
         raise ActionRefused(f"Extend retention by 1 to {MAX_RETENTION_DAYS} days.")
 
-    def run(job: Job) -> None:
-        control.job_extend_retention(job_id=job.pk, days=days)
+    def run(pk: int) -> ActionResult:
+        return ActionResult(Outcome.DONE, retention.job_extend_retention(job_id=pk, days=days))
 
     return _job_action(
         operator=operator, job_id=job_id, reason=reason, action=A.JOB_EXTEND_RETENTION, run=run
-    )
+    ).job
 
 
 # Everything the job admin offers, by the name its URLs and buttons use.

@@ -14,9 +14,9 @@ from django.db.models import Prefetch
 
 from ecolink.billing.models import BillingSession
 from ecolink.catalog.models import GpuType
-from ecolink.finetune import estimator, planner
 from ecolink.finetune.models import Job
-from ecolink.finetune.quote import (
+from ecolink.finetune.planning import estimator, planner
+from ecolink.finetune.planning.quote import (
     dataset_tokens,
     efficiency_for,
     estimator_overheads,

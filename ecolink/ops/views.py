@@ -11,10 +11,10 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
-from ecolink.billing.templatetags.money import dollars
+from ecolink.billing.money import dollars
 from ecolink.catalog.models import GpuType
-from ecolink.finetune.control import ActionRefused
 from ecolink.finetune.models import Job
+from ecolink.finetune.outcomes import ActionRefused
 from ecolink.ops import charts, selectors, throughput
 from ecolink.ops.forms import EfficiencyForm
 from ecolink.ops.models import AuditLog

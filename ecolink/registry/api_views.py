@@ -5,7 +5,8 @@ import json
 
 from django.http import JsonResponse, StreamingHttpResponse
 
-from ecolink.api.auth import api_view, openai_error
+from ecolink.api.auth import api_view
+from ecolink.api.errors import openai_error
 from ecolink.registry.completions import CompletionError, complete, complete_stream
 from ecolink.registry.export import ExportRefused, adapter_export_hub
 from ecolink.registry.models import Deployment, HubExport, RegisteredAdapter

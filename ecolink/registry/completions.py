@@ -18,7 +18,7 @@ from typing import Any
 from django.db import transaction
 
 from ecolink.accounts.models import Organization
-from ecolink.api.auth import ApiError
+from ecolink.api.errors import ApiError
 from ecolink.billing.models import LedgerEntry
 from ecolink.billing.services import ledger_post
 from ecolink.catalog.models import BaseModel

@@ -242,9 +242,9 @@ def prepare_job():
     from ecolink.catalog.models import BaseModel, GpuType, Region
     from ecolink.datasets.models import Dataset
     from ecolink.datasets.services import dataset_upload, dataset_validate
+    from ecolink.finetune.actions import job_approve
     from ecolink.finetune.hyperparams import default_hyperparameters
     from ecolink.finetune.models import JobMetric, WizardDraft
-    from ecolink.finetune.services import job_approve
     from worker.celery import app  # noqa: F401 - the app the launch task is sent through
 
     org = Organization.objects.create(name="Bench", slug="bench")

@@ -140,7 +140,7 @@ def test_a_worker_killed_during_a_tick_loses_and_doubles_no_minute(session, redi
             env, log, "--pool=prefork", "--concurrency=1", "-Q", "meter-kill"
         )
 
-    from worker.tasks import meter_tick as meter_task
+    from ecolink.billing.tasks import meter_tick as meter_task
 
     blocker = psycopg.connect(database_url_for_subprocesses())
     # Statistics views are frozen inside a transaction: watch from a connection of its own.

@@ -28,7 +28,9 @@ def test_upload_stores_the_file_under_the_orgs_prefix_and_queues_validation_on_c
     assert dataset.file == f"datasets/{org.pk}/{dataset.pk}/source/My Data.jsonl"
     with default_storage.open(dataset.file, "rb") as f:
         assert f.read() == content
-    assert [c.func.__name__ for c in callbacks] == ["_enqueue_validation"]
+    assert [(c.args, c.keywords) for c in callbacks] == [
+        (("datasets.validate",), {"args": [dataset.pk]})
+    ]
 
 
 def test_upload_refuses_what_is_over_the_size_limit(org, settings):

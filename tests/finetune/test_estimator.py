@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ecolink.billing.rates import billed_minutes, minute_charge_micros
-from ecolink.finetune.estimator import EstimateInput, Overheads, estimate_cost
+from ecolink.finetune.planning.estimator import EstimateInput, Overheads, estimate_cost
 
 OVERHEADS = Overheads(120, 30, 4, 30, 60, 5)
 

@@ -6,8 +6,8 @@ import json
 import pytest
 from django.urls import reverse
 
-from ecolink.finetune.control import hash_token
 from ecolink.finetune.models import Job, JobEvent, JobMetric
+from ecolink.finetune.pods import hash_token
 from tests.finetune.factories import JobFactory
 
 pytestmark = pytest.mark.django_db

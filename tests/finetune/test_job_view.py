@@ -7,9 +7,9 @@ import os
 import pytest
 from django.urls import reverse
 
-from ecolink.finetune.jobview import batch_shape
 from ecolink.finetune.models import Job, JobEvent, JobMetric
 from ecolink.finetune.runconfig import job_artifacts_dir
+from ecolink.finetune.selectors import batch_shape
 from tests.factories import fund
 from tests.finetune.factories import BillingSessionFactory, JobFactory
 

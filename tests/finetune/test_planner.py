@@ -5,8 +5,8 @@ from transformers import AutoModelForCausalLM
 
 from ecolink.catalog import seed_data
 from ecolink.catalog.tiny_model import TinyModelSpec
-from ecolink.finetune import planner
-from ecolink.finetune.planner import GIB, Gpu, ModelArch, TrainingShape
+from ecolink.finetune.planning import planner
+from ecolink.finetune.planning.planner import GIB, Gpu, ModelArch, TrainingShape
 
 
 def arch(hf_id: str) -> ModelArch:

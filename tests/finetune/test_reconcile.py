@@ -8,8 +8,8 @@ from django.utils import timezone
 
 from ecolink.billing.models import BillingSession
 from ecolink.finetune import reconcile
-from ecolink.finetune.control import artifacts_retention_sweep
 from ecolink.finetune.models import Job, JobEvent
+from ecolink.finetune.retention import artifacts_retention_sweep
 from ecolink.finetune.runconfig import job_artifacts_dir
 from ecolink.registry.models import RegisteredAdapter
 from tests.factories import fund

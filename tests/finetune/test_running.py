@@ -19,9 +19,9 @@ from ecolink.billing.selectors import ledger_sum_micros
 from ecolink.catalog.models import BaseModel, GpuType, Region
 from ecolink.datasets.models import Dataset
 from ecolink.datasets.services import dataset_upload
-from ecolink.finetune.control import job_cancel, job_resume
+from ecolink.finetune.actions import job_approve, job_cancel, job_resume
 from ecolink.finetune.models import Job, JobEvent, JobMetric, WizardDraft
-from ecolink.finetune.services import job_approve
+from ecolink.finetune.outcomes import Outcome
 from ecolink.registry.models import RegisteredAdapter
 from tests.conftest import start_celery_worker, subprocess_env
 from tests.factories import OrganizationFactory, fund, member_of
@@ -267,8 +267,8 @@ def test_cancel_in_the_middle_settles_and_stops_for_good(platform):
     fund(org, 5_000_000)
     job = approve(org, member_of(org), ready_dataset(platform, org))
     wait_for(lambda: Job.objects.get(pk=job.pk).current_step >= 3, 180, "training", platform.log)
-    assert job_cancel(job_id=job.pk)
-    assert job_cancel(job_id=job.pk) is False  # a second click changes nothing
+    assert job_cancel(job_id=job.pk).outcome is Outcome.DONE
+    assert job_cancel(job_id=job.pk).outcome is Outcome.ALREADY  # a second click: no change
     wait_for(lambda: status_of(job) == Job.Status.CANCELLED, 120, "the cancel", platform.log)
     job.refresh_from_db()
     assert job.retention_until is not None

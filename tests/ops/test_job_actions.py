@@ -7,8 +7,8 @@ import pytest
 from django.utils import timezone
 
 from ecolink.billing.models import BillingSession, LedgerEntry
-from ecolink.finetune.control import ActionRefused
 from ecolink.finetune.models import Job
+from ecolink.finetune.outcomes import ActionRefused
 from ecolink.ops import services
 from ecolink.ops.models import AuditLog
 from tests.finetune.factories import BillingSessionFactory, JobFactory
@@ -137,8 +137,8 @@ def test_every_action_is_refused_without_a_reason(org, operator, action, status,
     "action,status",
     [
         (services.operator_job_cancel, S.REGISTERED),
-        (services.operator_job_pause, S.PAUSED),
-        (services.operator_job_resume, S.TRAINING),
+        (services.operator_job_pause, S.REGISTERED),
+        (services.operator_job_resume, S.FAILED),
         (services.operator_job_mark_failed, S.CANCELLED),
     ],
 )

@@ -7,8 +7,8 @@ import pytest
 from django.utils import timezone
 
 from ecolink.catalog.models import BaseModel, GpuType, ThroughputEfficiency
-from ecolink.finetune import estimator
 from ecolink.finetune.models import Job
+from ecolink.finetune.planning import estimator
 from ecolink.ops import throughput
 from ecolink.ops.models import AuditLog
 from tests.finetune.factories import BillingSessionFactory, JobFactory

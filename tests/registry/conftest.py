@@ -139,7 +139,7 @@ def local_instance(catalog, inference_server):
 def register(trained_adapter, tmp_path):
     """register(org) -> a registered job's RegisteredAdapter, with its own copy of the
     trained adapter (so deleting it leaves the session's copy alone)."""
-    from ecolink.finetune.control import model_id_for
+    from ecolink.finetune.actions import model_id_for
     from ecolink.finetune.models import Job
     from ecolink.registry.models import RegisteredAdapter
     from tests.finetune.factories import JobFactory

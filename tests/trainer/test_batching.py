@@ -4,8 +4,9 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from worker.trainer.batching import MicroBatching, collate, pack_rows, step_items
+from worker.trainer.batching import collate, pack_rows, step_items
 from worker.trainer.data import IGNORE, Sequence
+from worker.trainer.microbatch import MicroBatching
 
 
 @given(per_rank=st.integers(1, 1024), hint=st.integers(1, 32))

@@ -3,7 +3,7 @@ import time
 from django.conf import settings
 from django.core.cache import cache
 
-from worker.tasks import ping
+from worker.celery import ping
 
 
 def test_celery_settings_fit_for_money():

@@ -9,11 +9,6 @@ platform passes everything in a `PodSpec` and keeps the pod name it gets back.
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-# What the trainer's exit codes mean (worker/trainer/exit_codes.py) as pod reasons.
-EXIT_OK = 0
-EXIT_RESUMABLE = 75  # stopped on SIGTERM after writing a checkpoint
-EXIT_KILLED = 137  # SIGKILL, the kernel's OOM killer, or a stop past its grace period
-
 PodState = Literal["pending", "running", "succeeded", "failed", "missing"]
 
 

@@ -14,7 +14,8 @@ from pathlib import PurePosixPath
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from worker.pods.base import EXIT_OK, PodSpec, PodStatus
+from worker.pods.base import PodSpec, PodStatus
+from worker.trainer import exit_codes
 
 CONTAINER = "trainer"
 GPU_RESOURCE = "nvidia.com/gpu"
@@ -201,14 +202,14 @@ class KubernetesBackend:
         pods = self._pods(name)
         pod = pods[0] if pods else None  # backoffLimit 0: at most one pod
         if _job_condition(job, "Complete"):
-            return PodStatus("succeeded", exit_code=EXIT_OK)
+            return PodStatus("succeeded", exit_code=exit_codes.OK)
         failed = _job_condition(job, "Failed")
         if failed or _phase(pod) in ("Failed", "Unknown"):
             return PodStatus(
                 "failed", exit_code=_exit_code(pod, failed), reason=_reason(pod, failed)
             )
         if _phase(pod) == "Succeeded":
-            return PodStatus("succeeded", exit_code=EXIT_OK)
+            return PodStatus("succeeded", exit_code=exit_codes.OK)
         if _phase(pod) == "Running":
             return PodStatus("running")
         return PodStatus("pending")
@@ -279,7 +280,7 @@ def _pod_failure_policy() -> client.V1PodFailurePolicy:
             client.V1PodFailurePolicyRule(
                 action="FailJob",
                 on_exit_codes=client.V1PodFailurePolicyOnExitCodesRequirement(
-                    container_name=CONTAINER, operator="NotIn", values=[EXIT_OK]
+                    container_name=CONTAINER, operator="NotIn", values=[exit_codes.OK]
                 ),
             ),
         ]

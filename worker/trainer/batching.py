@@ -41,30 +41,6 @@ def rank_share(items: list[Any], rank: int, world_size: int) -> list[Any]:
     return items[rank::world_size]
 
 
-@dataclass(frozen=True)
-class MicroBatching:
-    """Split of one rank's share of a step into micro-batches: micro x accum == per_rank."""
-
-    per_rank: int
-    micro: int
-
-    @classmethod
-    def plan(cls, per_rank: int, hint: int) -> MicroBatching:
-        """The largest micro-batch no bigger than the hint that divides the share exactly."""
-        micro = max(d for d in range(1, min(hint, per_rank) + 1) if per_rank % d == 0)
-        return cls(per_rank=per_rank, micro=micro)
-
-    @property
-    def accum(self) -> int:
-        return self.per_rank // self.micro
-
-    def backoff(self) -> MicroBatching | None:
-        """The next smaller exact split after an out-of-memory error, or None at 1."""
-        if self.micro == 1:
-            return None
-        return MicroBatching.plan(self.per_rank, self.micro - 1)
-
-
 def micro_batches(items: list[Any], micro: int) -> list[list[Any]]:
     """Cut one rank's share into micro-batches, longest examples together: the loss is
     normalised over the whole step, so grouping by length changes no gradient, only the

@@ -21,7 +21,6 @@ import torch
 
 from worker.trainer import checkpoint
 from worker.trainer.batching import (
-    MicroBatching,
     collate,
     flatten,
     micro_batches,
@@ -34,6 +33,7 @@ from worker.trainer.distributed import Dist
 from worker.trainer.events import EventReporter
 from worker.trainer.faults import Faults
 from worker.trainer.losses import dpo_loss, sequence_logps, sft_loss_sum
+from worker.trainer.microbatch import MicroBatching
 from worker.trainer.modeling import autocast_dtype, is_peft, load_weights, save_weights
 from worker.trainer.signals import StopRequest
 from worker.trainer.tracking import Tracker

@@ -1,32 +1,11 @@
 from django import template
 
+from ecolink.finetune import labels
+
 register = template.Library()
 
-METHOD_LABELS = {
-    "lora": "16-bit LoRA",
-    "qlora": "4-bit QLoRA",
-    "full": "Full fine-tuning",
-    "prompt_tuning": "Prompt tuning",
-    "auto": "Automatic",
-}
-PHASE_LABELS = {
-    "image_pull": "Image pull",
-    "model_load": "Model load",
-    "dataset_prep": "Dataset preparation",
-    "training": "Training",
-    "evaluation": "Evaluation",
-    "register": "Register",
-}
-
-
-@register.filter
-def method_label(method: str) -> str:
-    return METHOD_LABELS.get(method, method)
-
-
-@register.filter
-def phase_label(phase: str) -> str:
-    return PHASE_LABELS.get(phase, phase)
+register.filter("method_label", labels.method_label)
+register.filter("phase_label", labels.phase_label)
 
 
 @register.filter

@@ -10,8 +10,10 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from worker.pods import kubernetes as k8s
-from worker.pods.base import EXIT_KILLED, EXIT_RESUMABLE, PodSpec, PodStatus
+from worker.pods.base import PodSpec, PodStatus
 from worker.pods.kubernetes import KubernetesBackend, parse_tolerations
+from worker.trainer.exit_codes import KILLED as EXIT_KILLED
+from worker.trainer.exit_codes import RESUMABLE as EXIT_RESUMABLE
 
 TOKEN = "tok-SECRET-5f2a9c71"  # recognisable, so a leak is easy to find
 NAME = "ecolink-job-42-run-2"

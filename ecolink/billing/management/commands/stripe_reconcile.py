@@ -8,8 +8,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from ecolink.billing.models import StripeEvent
+from ecolink.billing.money import dollars
 from ecolink.billing.services import stripe_reconcile
-from ecolink.billing.templatetags.money import dollars
 
 
 class Command(BaseCommand):

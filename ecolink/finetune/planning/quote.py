@@ -11,9 +11,11 @@ from ecolink.accounts.models import Organization
 from ecolink.catalog.models import BaseModel, GpuType, Region, ThroughputEfficiency
 from ecolink.catalog.seed_data import DEFAULT_EFFICIENCY
 from ecolink.datasets.models import Dataset
-from ecolink.finetune import estimator, planner
 from ecolink.finetune.capacity import Capacity, region_capacity
+from ecolink.finetune.outcomes import ApprovalRefused
+from ecolink.finetune.planning import estimator, planner
 
+NO_CAPACITY = "The region has no free GPU of this type right now."
 # The validation split's share of the examples (80/15/5) when the report does not say.
 VALIDATION_SHARE = 15 / 80
 
@@ -54,7 +56,7 @@ class Quote:
         if not self.balance_ok:
             reasons.append("Your balance is below the upper estimate: top up first.")
         if not self.capacity.available:
-            reasons.append("The region has no free GPU of this type right now.")
+            reasons.append(NO_CAPACITY)
         return reasons
 
 
@@ -178,3 +180,18 @@ def make_quote(
         total_steps=total_steps,
         train_examples=train_examples,
     )
+
+
+def quote_gate(quote: Quote) -> None:
+    """Refuse a quote that can't start: it doesn't fit, the region is full, or the balance
+    is below the upper estimate. The message lists every blocker, as the wizard shows it."""
+    blockers = quote.blockers
+    if not blockers:
+        return
+    if not quote.plan.fits:
+        code, param = "does_not_fit", "gpu_type"
+    elif not quote.capacity.available:
+        code, param = "capacity_unavailable", "region"
+    else:
+        code, param = "insufficient_balance", None
+    raise ApprovalRefused(" ".join(blockers), code=code, param=param)

@@ -1,6 +1,6 @@
 """The job pages: the list, the detail page with its per-state panel and tabs, and the
-Pause / Resume / Cancel actions. Views read through `jobview`/`joblogs` and change state
-only through `control`."""
+Pause / Resume / Cancel buttons. Views read through `selectors` and change state only
+through `actions`."""
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -12,23 +12,21 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from ecolink.accounts.scoping import current_organization, get_for_org, org_queryset
-from ecolink.finetune import jobview
-from ecolink.finetune.control import (
-    CANCEL_AT_ONCE,
-    ActionRefused,
+from ecolink.finetune import selectors
+from ecolink.finetune.actions import (
+    CANCELLABLE,
+    PAUSABLE,
     job_cancel,
     job_pause,
     job_resume,
-    remaining_estimate_micros,
+    resume_gate,
 )
-from ecolink.finetune.joblogs import LEVELS, SOURCES, job_logs
-from ecolink.finetune.lifecycle import ALLOWED, TERMINAL_STATUSES
+from ecolink.finetune.lifecycle import TERMINAL_STATUSES
 from ecolink.finetune.models import Job
+from ecolink.finetune.outcomes import ActionRefused
+from ecolink.finetune.selectors import LEVELS, SOURCES, job_logs
 
 S = Job.Status
-# What the buttons offer is what the lifecycle allows.
-PAUSABLE = ALLOWED[S.PAUSING]
-CANCELLABLE = (*ALLOWED[S.CANCELLING], *CANCEL_AT_ONCE)
 TABS = ("metrics", "logs", "events")
 ACTIONS = {
     "pause": lambda job_id: job_pause(job_id=job_id, reason="user"),
@@ -67,21 +65,21 @@ def _job(request, pk: int) -> Job:
 def _status_context(request, job: Job) -> dict:
     """What the per-state panel needs: a constant number of queries, whatever the history."""
     balance = current_organization(request).balance_micros
-    needed = remaining_estimate_micros(job) if job.status == S.PAUSED else 0
+    gate = resume_gate(job, balance_micros=balance)
     context = {
         "job": job,
-        "cost_micros": jobview.job_cost_micros(job),
+        "cost_micros": selectors.job_cost_micros(job),
         "live": job.status not in TERMINAL_STATUSES and job.status != S.PAUSED,
         "can_pause": job.status in PAUSABLE,
         "can_cancel": job.status in CANCELLABLE,
-        "resume_needed_micros": needed,
-        "can_resume": job.status == S.PAUSED and balance >= needed,
+        "resume_needed_micros": gate.needed_micros if job.status == S.PAUSED else 0,
+        "can_resume": job.status == S.PAUSED and gate.open,
         "balance_micros": balance,
     }
     if job.status in (S.STARTING, S.TRAINING, S.PAUSING):
-        context["progress"] = jobview.job_progress(job)
+        context["progress"] = selectors.job_progress(job)
     if job.status == S.EVALUATING:
-        context["usual_eval_seconds"] = jobview.usual_evaluation_seconds(job)
+        context["usual_eval_seconds"] = selectors.usual_evaluation_seconds(job)
     if job.status == S.REGISTERED and hasattr(job, "adapter"):
         context["download_url"] = _download_url(job)
     return context
@@ -100,12 +98,12 @@ def job_detail(request, pk: int):
     tab = request.GET.get("tab", "metrics")
     if tab not in TABS:
         tab = "metrics"
-    shape = jobview.batch_shape(job.run_config, jobview.realised_shape(job))
+    shape = selectors.batch_shape(job.run_config, selectors.realised_shape(job))
     context = {
         **_status_context(request, job),
         **_tab_context(request, job, tab),
-        "settings_rows": jobview.curated_settings(job, shape),
-        "checkpoint": jobview.checkpoint_reference(job),
+        "settings_rows": selectors.curated_settings(job, shape),
+        "checkpoint": selectors.checkpoint_reference(job),
     }
     return render(request, "finetune/detail.html", context)
 
@@ -155,7 +153,7 @@ def job_metrics(request, pk: int):
         return int(value) if value.lstrip("-").isdigit() else -1
 
     job = _job(request, pk)
-    points = jobview.metrics_since(
+    points = selectors.metrics_since(
         job, after_train=step("after_train"), after_eval=step("after_eval")
     )
     live = job.status not in TERMINAL_STATUSES and job.status != S.PAUSED

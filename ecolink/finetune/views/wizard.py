@@ -1,25 +1,20 @@
-import json
+"""The wizard at /fine-tune/new: six steps, each re-rendered with htmx, and Approve & Train."""
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpResponseBadRequest, JsonResponse
+from django.http import HttpResponseBadRequest
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from ecolink.accounts.scoping import current_organization, org_queryset
 from ecolink.datasets.models import Dataset
+from ecolink.finetune.actions import job_approve
+from ecolink.finetune.drafts import wizard_draft_current, wizard_draft_save
 from ecolink.finetune.hyperparams import default_hyperparameters
-from ecolink.finetune.models import Job
-from ecolink.finetune.quote import gpu_overview
-from ecolink.finetune.services import (
-    ApprovalRefused,
-    job_approve,
-    wizard_draft_current,
-    wizard_draft_save,
-)
+from ecolink.finetune.outcomes import ApprovalRefused
+from ecolink.finetune.planning.quote import gpu_overview
 from ecolink.finetune.wizard import (
     RECOMMENDED_EXAMPLES,
     STEPS,
@@ -142,20 +137,3 @@ def wizard_restart(request):
     draft = wizard_draft_current(user=request.user, organization=org)
     wizard_draft_save(draft=draft, values={k: None for k in draft.data})
     return redirect(_step_url(1))
-
-
-@csrf_exempt
-@require_POST
-def trainer_events(request, pk: int):
-    """Internal: a training pod reports progress with its job token (no user session)."""
-    from ecolink.finetune.ingest import BadBatch, events_ingest, token_matches
-
-    auth = request.headers.get("Authorization", "")
-    job = Job.objects.filter(pk=pk).only("pk", "job_token_hash").first()
-    if job is None or not auth.startswith("Bearer ") or not token_matches(job, auth[7:]):
-        return JsonResponse({"error": "unknown job or bad token"}, status=401)
-    try:
-        accepted = events_ingest(job_id=pk, payload=json.loads(request.body))
-    except (ValueError, BadBatch) as bad:
-        return JsonResponse({"error": str(bad)}, status=400)
-    return JsonResponse({"accepted": accepted})
