@@ -118,3 +118,18 @@ def test_only_the_actions_module_moves_a_jobs_status():
             writes.append(str(path.relative_to(ROOT)))
     assert calls == []
     assert writes == []
+
+
+def test_the_readme_links_the_architecture_page_and_every_file_it_names_exists():
+    """docs/architecture.md is the map a newcomer reads: it must be linked, and every
+    module and task it names must still be there."""
+    assert "](docs/architecture.md)" in (ROOT / "README.md").read_text()
+    page = (ROOT / "docs/architecture.md").read_text()
+    named = set(re.findall(r"`((?:ecolink|worker)/[\w/]+\.py)`", page))
+    assert named, "the page names no files: the check below would be empty"
+    assert sorted(p for p in named if not (ROOT / p).exists()) == []
+    tasks = set(re.findall(r"^\| `([a-z]+\.[a-z_]+)` \|", page, flags=re.M))
+    defined = set()
+    for path in MODULES.values():
+        defined.update(re.findall(r'shared_task\(name="([a-z]+\.[a-z_]+)"', path.read_text()))
+    assert tasks == defined
