@@ -7,6 +7,7 @@ checks: a missing secret fails at import, not at the first request.
 
 import os
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -161,7 +162,7 @@ CELERY_BEAT_SCHEDULE = {
 }
 if REDIS_URL:
     # Above the longest task time limit, so an acked-late task is not redelivered while it runs.
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
+    CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, int | str | bool] = {
         "visibility_timeout": int(env("ECOLINK_REDIS_VISIBILITY_TIMEOUT", "3600")),
         # How often a worker looks for unacknowledged messages past the timeout, to
         # redeliver the tasks of a worker that died (about interval × throttle seconds).
@@ -207,7 +208,7 @@ STATICFILES_DIRS = [BASE_DIR / "static", ("vendor", BASE_DIR / "node_modules")]
 # default, an S3-compatible bucket when ECOLINK_S3_BUCKET is set.
 ARTIFACTS_DIR = Path(env("ECOLINK_ARTIFACTS_DIR", str(VAR_DIR / "artifacts")))
 S3_BUCKET = env("ECOLINK_S3_BUCKET")
-STORAGES = {
+STORAGES: dict[str, dict[str, Any]] = {
     "default": (
         {
             "BACKEND": "storages.backends.s3.S3Storage",

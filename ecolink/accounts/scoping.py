@@ -20,12 +20,14 @@ def organizations_for_user(user) -> QuerySet[Organization]:
 def current_organization(request: HttpRequest) -> Organization | None:
     """The organization the user is acting for: the one chosen in the session, if the
     user still belongs to it, else their first (personal first). Cached on the request."""
+    cached: Organization | None
     if not hasattr(request, "_current_organization"):
         orgs = organizations_for_user(request.user)
         chosen = request.session.get("org_id")
         org = orgs.filter(pk=chosen).first() if chosen is not None else None
-        request._current_organization = org or orgs.order_by("-personal", "created_at").first()
-    return request._current_organization
+        cached = org or orgs.order_by("-personal", "created_at").first()
+        request._current_organization = cached  # type: ignore[attr-defined]
+    return request._current_organization  # type: ignore[attr-defined]
 
 
 def org_queryset(request: HttpRequest, model_or_qs: type[M] | QuerySet[M]) -> QuerySet[M]:
@@ -44,6 +46,6 @@ def get_for_org(request: HttpRequest, model_or_qs: type[M] | QuerySet[M], **look
 
 def membership_for(request: HttpRequest) -> Membership | None:
     org = current_organization(request)
-    if org is None:
+    if org is None or not request.user.is_authenticated:
         return None
     return Membership.objects.filter(user=request.user, organization=org).first()

@@ -2,7 +2,7 @@
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils.text import slugify
 
@@ -22,14 +22,14 @@ def _unique_slug(name: str) -> str:
 
 @transaction.atomic
 def organization_create(
-    *, name: str, owner: AbstractBaseUser, personal: bool = False, slug: str | None = None
+    *, name: str, owner: User, personal: bool = False, slug: str | None = None
 ) -> Organization:
     org = Organization.objects.create(name=name, slug=slug or _unique_slug(name), personal=personal)
     Membership.objects.create(user=owner, organization=org, role=Membership.Role.OWNER)
     return org
 
 
-def membership_add(*, organization: Organization, user: AbstractBaseUser, role: str) -> Membership:
+def membership_add(*, organization: Organization, user: User, role: str) -> Membership:
     membership, _ = Membership.objects.get_or_create(
         organization=organization, user=user, defaults={"role": role}
     )
@@ -37,7 +37,7 @@ def membership_add(*, organization: Organization, user: AbstractBaseUser, role: 
 
 
 @transaction.atomic
-def user_signup(*, username: str, email: str, password: str) -> AbstractBaseUser:
+def user_signup(*, username: str, email: str, password: str) -> User:
     """Create a user with a personal organization and its signup credit."""
     user = get_user_model().objects.create_user(username=username, email=email, password=password)
     org = organization_create(name=f"{username}'s workspace", owner=user, personal=True)

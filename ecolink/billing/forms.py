@@ -16,7 +16,7 @@ class TopupForm(forms.Form):
     nonce = forms.UUIDField(widget=forms.HiddenInput)
 
     def clean_amount_dollars(self) -> Decimal:
-        amount = self.cleaned_data["amount_dollars"]
+        amount: Decimal = self.cleaned_data["amount_dollars"]
         low, high = settings.TOPUP_MIN_CENTS, settings.TOPUP_MAX_CENTS
         if not low <= amount * 100 <= high:
             raise forms.ValidationError(

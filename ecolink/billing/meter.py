@@ -26,6 +26,11 @@ from ecolink.billing.models import BillingSession, LedgerEntry
 from ecolink.billing.rates import billed_minutes, minute_charge_micros
 from ecolink.billing.services import ledger_post
 
+# One meter entry: (organization, key, amount, balance after, description, job).
+Entry = tuple[int, str, int, int, str, int]
+# One session's charge this tick: (session, minutes, micro-dollars).
+SessionCharge = tuple[int, int, int]
+
 
 @dataclass
 class TickResult:
@@ -77,7 +82,8 @@ def meter_tick(*, now: datetime | None = None) -> TickResult:
         .order_by("pk")
         .values_list("pk", "balance_micros")
     )
-    entries, session_updates = [], []
+    entries: list[Entry] = []
+    session_updates: list[SessionCharge] = []
     for pk, org, job, started, charged, count, rate in sessions:
         charge = minute_charge_micros(hourly_rate_micros=rate, gpu_count=count)
         due = minutes_started(started_at=started, at=now)
@@ -107,7 +113,7 @@ def meter_tick(*, now: datetime | None = None) -> TickResult:
     return result
 
 
-def _insert_entries(entries: list[tuple], now: datetime) -> None:
+def _insert_entries(entries: list[Entry], now: datetime) -> None:
     if not entries:
         return
     if connection.vendor == "postgresql":
@@ -137,7 +143,7 @@ def _insert_entries(entries: list[tuple], now: datetime) -> None:
         )
 
 
-def _apply(entries: list[tuple], session_updates: list[tuple]) -> None:
+def _apply(entries: list[Entry], session_updates: list[SessionCharge]) -> None:
     deltas: dict[int, int] = defaultdict(int)
     for org, _, amount, _, _, _ in entries:
         deltas[org] += amount
@@ -164,10 +170,10 @@ def _apply(entries: list[tuple], session_updates: list[tuple]) -> None:
 
     for org, delta in deltas.items():
         Organization.objects.filter(pk=org).update(balance_micros=F("balance_micros") + delta)
-    for pk, minutes, micros in session_updates:
+    for pk, paid_minutes, paid_micros in session_updates:
         BillingSession.objects.filter(pk=pk).update(
-            charged_minutes=F("charged_minutes") + minutes,
-            charged_micros=F("charged_micros") + micros,
+            charged_minutes=F("charged_minutes") + paid_minutes,
+            charged_micros=F("charged_micros") + paid_micros,
         )
 
 

@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.db.models import (
     BigIntegerField,
     CharField,
@@ -22,7 +24,7 @@ def ledger_sum_micros(*, organization_id: int) -> int:
     return total or 0
 
 
-def statement_lines(*, organization_id: int) -> QuerySet:
+def statement_lines(*, organization_id: int) -> "QuerySet[Any, Any]":
     """The org's ledger as statement lines, newest first: one line per job (its charges
     summed in SQL, dated by its latest entry) and one per account entry (top-ups, credits,
     adjustments). Dicts with job_id, job_name, entry_id, line_kind, line_description,

@@ -146,6 +146,8 @@ def checkout_session_create(
         },
         options={"idempotency_key": f"topup:{uuid.UUID(nonce)}"},
     )
+    if not session.url:
+        raise TopupRefused("Stripe did not return a Checkout URL; try again.")
     return session.url
 
 
@@ -158,9 +160,11 @@ def checkout_session_organization_id(session: dict[str, Any]) -> int | None:
     reference = (session.get("metadata") or {}).get("organization_id") or session.get(
         "client_reference_id"
     )
+    if not isinstance(reference, str | int) or isinstance(reference, bool):
+        return None
     try:
         return int(reference)
-    except (TypeError, ValueError):
+    except ValueError:
         return None
 
 
@@ -225,7 +229,7 @@ def stripe_event_verify(*, payload: bytes, sig_header: str | None) -> dict[str, 
         raise StripeEventRejected(f"Invalid signature: {error.user_message}") from None
     except UnicodeDecodeError:
         raise StripeEventRejected("The payload is not UTF-8.") from None
-    timestamp = int(next(p[2:] for p in sig_header.split(",") if p.startswith("t=")))
+    timestamp = int(next(p[2:] for p in (sig_header or "").split(",") if p.startswith("t=")))
     if timestamp > time.time() + settings.STRIPE_WEBHOOK_CLOCK_SKEW_SECONDS:
         raise StripeEventRejected("Invalid signature: timestamp is in the future.")
     try:

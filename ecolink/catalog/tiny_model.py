@@ -110,7 +110,7 @@ def build_tiny_model(path: Path, spec: TinyModelSpec = TinyModelSpec()) -> Path:
         pad_token_id=tokenizer.pad_token_id,
         use_cache=True,
     )
-    model = Qwen2ForCausalLM(config).to(torch.float32)
+    model = Qwen2ForCausalLM(config).to(torch.float32)  # type: ignore[arg-type]  # transformers stubs
     model.generation_config.eos_token_id = config.eos_token_id
     model.generation_config.pad_token_id = config.pad_token_id
     model.save_pretrained(path, safe_serialization=True)

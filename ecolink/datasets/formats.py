@@ -268,7 +268,7 @@ def _message(role: str, content: object, i: int, raw: dict, *, content_key="cont
         )
     if not content.isascii():
         _check_encodable(content, content_key)
-    message = {"role": role, "content": content}
+    message: dict[str, object] = {"role": role, "content": content}
     if "weight" in raw:
         weight = raw["weight"]
         if role != "assistant":

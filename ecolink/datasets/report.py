@@ -5,6 +5,7 @@ Dataset (and rendered by `templates/datasets/_report.html`)."""
 import json
 from array import array
 from collections import Counter
+from typing import Any
 
 from ecolink.datasets.formats import RecordError
 from ecolink.datasets.readers import excerpt
@@ -155,7 +156,7 @@ class Report:
         seed: int,
         validation_file: str,
     ) -> None:
-        warnings = []
+        warnings: list[dict[str, Any]] = []
         if main_examples < min_examples and not self.has_errors:
             self._file = self.files[0]
             self.file_error(
@@ -261,7 +262,7 @@ class Report:
     def _tokens(self) -> dict:
         lengths = sorted(self.lengths.items())
         n = sum(count for _, count in lengths)
-        histogram = []
+        histogram: list[dict[str, Any]] = []
         edges = [*HISTOGRAM_EDGES, None]
         low = 0
         index = 0
@@ -316,7 +317,7 @@ def _clip(record: dict) -> dict:
         text = text.replace("\x00", "\ufffd")
         return text if len(text) <= PREVIEW_CHARS else text[:PREVIEW_CHARS] + "…"
 
-    out = {}
+    out: dict[str, Any] = {}
     for key, value in record.items():
         if isinstance(value, list):
             out[key] = [{**m, "content": clip_text(m["content"])} for m in value]

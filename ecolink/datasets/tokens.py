@@ -83,7 +83,7 @@ class TokenCounter:
         self._not_cuttable = re.compile(
             _SPACE_AFTER_WHITESPACE + (f"|[{first_chars}]" if first_chars else "")
         ).search
-        if self._fast:
+        if self._fast and self._tokenizer is not None:
             self._model_tokenize = self._tokenizer.model.tokenize
         self.turn_overhead = {
             role: self.count([TURN_TEMPLATE.format(role=role)])[0] for role in ROLES
@@ -145,6 +145,7 @@ class TokenCounter:
         return n
 
     def _encode(self, texts: Sequence[str]) -> list[int]:
+        assert self._tokenizer is not None  # only the exact path encodes
         encoded = self._tokenizer.encode_batch(list(texts), add_special_tokens=False)
         return [len(e.ids) for e in encoded]
 

@@ -17,7 +17,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
@@ -88,7 +88,7 @@ def _retention_until():
 def job_create(
     *,
     organization: Organization,
-    user: AbstractBaseUser | None,
+    user: User | None,
     quote: Quote,
     name: str = "",
     validation_dataset: Dataset | None = None,
@@ -138,7 +138,7 @@ def job_create(
 
 @transaction.atomic
 def job_approve(
-    *, user: AbstractBaseUser, organization: Organization, token: str, datasets: QuerySet[Dataset]
+    *, user: User, organization: Organization, token: str, datasets: QuerySet[Dataset]
 ) -> Job:
     """Create the queued job for a wizard draft, after checking every gate again.
 

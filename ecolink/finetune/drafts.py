@@ -4,7 +4,7 @@ does, down to its quote. Creating the job is an action (`actions.job_create`).""
 
 from dataclasses import dataclass
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db.models import QuerySet
 
 from ecolink.accounts.models import Organization
@@ -22,7 +22,7 @@ from ecolink.finetune.wizard import HyperparametersStep, gpu_choice_problems, re
 STEP_FIELDS = {1: "dataset", 2: "base_model", 3: "gpu_type", 4: "hyperparameters"}
 
 
-def wizard_draft_current(*, user: AbstractBaseUser, organization: Organization) -> WizardDraft:
+def wizard_draft_current(*, user: User, organization: Organization) -> WizardDraft:
     """The user's open draft in this organization, or a new one."""
     draft = WizardDraft.objects.filter(
         user=user, organization=organization, job__isnull=True

@@ -2,6 +2,7 @@
 wizard, the API and the run config."""
 
 from dataclasses import dataclass
+from typing import Any
 
 MAX_SEQ_LENGTH_CAP = 4096
 
@@ -41,8 +42,8 @@ RANGES: dict[str, Range] = {
 }
 
 
-def default_hyperparameters(*, context_length: int) -> dict:
-    values = {name: r.default for name, r in RANGES.items()}
+def default_hyperparameters(*, context_length: int) -> dict[str, Any]:
+    values: dict[str, Any] = {name: r.default for name, r in RANGES.items()}
     values["max_seq_length"] = min(context_length, MAX_SEQ_LENGTH_CAP)
     values["target_modules"] = ["q_proj", "v_proj"]
     values["method"] = "auto"

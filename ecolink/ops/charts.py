@@ -65,7 +65,7 @@ def bars(title: str, rows: list[tuple[str, list[tuple[int, str, str]]]]) -> Char
     for i, (label, segments) in enumerate(rows):
         y = i * ROW_HEIGHT
         chart.texts.append(Text(0, y + 13, label))
-        x = LABEL_WIDTH
+        x: float = LABEL_WIDTH
         for value, css, tip in segments:
             w = span * value / top
             if w > 0:

@@ -4,7 +4,7 @@ transaction as the change it records: no audit row without the change, nor the r
 import uuid
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import Model
 
@@ -35,7 +35,7 @@ def _reason(reason: str) -> str:
 
 def audit_record(
     *,
-    operator: AbstractBaseUser,
+    operator: User,
     action: str,
     target: Model,
     reason: str,
@@ -85,7 +85,7 @@ def _job_action(*, operator, job_id: int, reason: str, action: str, run) -> Acti
     return result
 
 
-def operator_job_cancel(*, operator: AbstractBaseUser, job_id: int, reason: str) -> ActionResult:
+def operator_job_cancel(*, operator: User, job_id: int, reason: str) -> ActionResult:
     note = f"Cancelled by an operator: {reason}"
     return _job_action(
         operator=operator,
@@ -96,7 +96,7 @@ def operator_job_cancel(*, operator: AbstractBaseUser, job_id: int, reason: str)
     )
 
 
-def operator_job_pause(*, operator: AbstractBaseUser, job_id: int, reason: str) -> ActionResult:
+def operator_job_pause(*, operator: User, job_id: int, reason: str) -> ActionResult:
     note = f"Paused by an operator: {reason}"
     return _job_action(
         operator=operator,
@@ -107,7 +107,7 @@ def operator_job_pause(*, operator: AbstractBaseUser, job_id: int, reason: str) 
     )
 
 
-def operator_job_resume(*, operator: AbstractBaseUser, job_id: int, reason: str) -> ActionResult:
+def operator_job_resume(*, operator: User, job_id: int, reason: str) -> ActionResult:
     return _job_action(
         operator=operator,
         job_id=job_id,
@@ -117,9 +117,7 @@ def operator_job_resume(*, operator: AbstractBaseUser, job_id: int, reason: str)
     )
 
 
-def operator_job_mark_failed(
-    *, operator: AbstractBaseUser, job_id: int, reason: str
-) -> ActionResult:
+def operator_job_mark_failed(*, operator: User, job_id: int, reason: str) -> ActionResult:
     message = f"Marked failed by an operator: {reason}"
     return _job_action(
         operator=operator,
@@ -130,9 +128,7 @@ def operator_job_mark_failed(
     )
 
 
-def operator_job_extend_retention(
-    *, operator: AbstractBaseUser, job_id: int, days: int, reason: str
-) -> Job:
+def operator_job_extend_retention(*, operator: User, job_id: int, days: int, reason: str) -> Job:
     if not 1 <= days <= MAX_RETENTION_DAYS:
         raise ActionRefused(f"Extend retention by 1 to {MAX_RETENTION_DAYS} days.")
 
@@ -155,7 +151,7 @@ JOB_ACTIONS = {
 
 @transaction.atomic
 def balance_adjust(
-    *, operator: AbstractBaseUser, organization_id: int, amount_micros: int, reason: str
+    *, operator: User, organization_id: int, amount_micros: int, reason: str
 ) -> LedgerEntry:
     """Credit (positive) or debit (negative) an organization with a new ledger entry.
 
@@ -187,7 +183,7 @@ def balance_adjust(
 
 @transaction.atomic
 def efficiency_update(
-    *, operator: AbstractBaseUser, gpu_type_id: int, method: str, efficiency: float, reason: str
+    *, operator: User, gpu_type_id: int, method: str, efficiency: float, reason: str
 ) -> ThroughputEfficiency:
     """Set the estimator's efficiency for one GPU type and method (a share of peak)."""
     reason = _reason(reason)
@@ -214,7 +210,7 @@ def efficiency_update(
 
 @transaction.atomic
 def gpu_rate_change(
-    *, operator: AbstractBaseUser, gpu_type_id: int, hourly_rate_micros: int, reason: str
+    *, operator: User, gpu_type_id: int, hourly_rate_micros: int, reason: str
 ) -> GpuType:
     """Change a GPU type's hourly rate. The meter reads the rate when it charges a minute,
     so the change applies to minutes charged from now on; past entries keep theirs."""

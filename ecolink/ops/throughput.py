@@ -74,7 +74,7 @@ def observe(job: Job) -> Observation | None:
     sessions = [s for s in job.sessions.all() if s.ended_at is not None]
     if not sessions:
         return None
-    wall = sum((s.ended_at - s.started_at).total_seconds() for s in sessions)
+    wall = sum((s.ended_at - s.started_at).total_seconds() for s in sessions if s.ended_at)
     data = estimate_input(job, efficiency=1.0)
     phases = estimator.estimate_cost(data).phases
     # Every pod run pulls, loads and prepares; the job evaluates and registers once.

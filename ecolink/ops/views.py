@@ -2,8 +2,10 @@
 
 from collections.abc import Callable
 from functools import wraps
+from typing import cast
 
 from django.contrib import messages
+from django.contrib.auth.models import User
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
@@ -128,7 +130,7 @@ def throughput_review(request: HttpRequest, gpu_slug: str, method: str) -> HttpR
         if form.is_valid():
             try:
                 efficiency_update(
-                    operator=request.user,
+                    operator=cast(User, request.user),  # operators only
                     gpu_type_id=gpu.pk,
                     method=method,
                     efficiency=form.cleaned_data["efficiency"],

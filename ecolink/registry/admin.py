@@ -22,8 +22,7 @@ class RegisteredAdapterAdmin(admin.ModelAdmin):
 
 class DeploymentInline(admin.TabularInline):
     model = Deployment
-    fields = ["adapter", "organization", "served_name", "status", "deployed_at"]
-    readonly_fields = fields
+    fields = readonly_fields = ("adapter", "organization", "served_name", "status", "deployed_at")
     extra = 0
     can_delete = False
 

@@ -199,9 +199,7 @@ def test_a_refusal_is_a_refusal_on_every_surface(org, surfaces, surface):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_twenty_concurrent_cancels_of_one_job_all_succeed_and_cancel_it_once(
-    catalog, redis_client
-):
+def test_twenty_concurrent_cancels_of_one_job_all_succeed_and_cancel_it_once(catalog, redis_client):
     from tests.factories import OrganizationFactory
 
     org = OrganizationFactory()

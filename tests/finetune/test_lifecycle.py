@@ -79,9 +79,7 @@ def test_every_allowed_arrow_moves_the_job_and_records_it(catalog, old, new):
         if (old, new) not in ARROWS and old != new
     ),
 )
-def test_a_transition_the_table_does_not_allow_is_refused_and_changes_nothing(
-    catalog, old, new
-):
+def test_a_transition_the_table_does_not_allow_is_refused_and_changes_nothing(catalog, old, new):
     job = JobFactory(status=old)
     with pytest.raises(TransitionNotAllowed):
         transition(job_id=job.pk, to=new, expected=[old])

@@ -87,8 +87,10 @@ class Engine:
 
         self.served_name = served_name
         self.device = torch.device(device)
-        self.tokenizer = AutoTokenizer.from_pretrained(model_path)
-        self.model: Any = AutoModelForCausalLM.from_pretrained(model_path).to(self.device)
+        # transformers types its loaders loosely: both are used as the dynamic objects they are.
+        self.tokenizer: Any = AutoTokenizer.from_pretrained(model_path)
+        model = AutoModelForCausalLM.from_pretrained(model_path)
+        self.model: Any = model.to(self.device)  # type: ignore[arg-type]  # transformers' .to
         self.model.eval()
         self.context_length = int(getattr(self.model.config, "max_position_embeddings", 0) or 2048)
         self.eos_ids = self._eos_ids()

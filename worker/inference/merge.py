@@ -84,7 +84,7 @@ def merge_and_verify(
     replaces `merge_lora` (a test passes a broken one)."""
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(adapter_path)
+    tokenizer: Any = AutoTokenizer.from_pretrained(adapter_path)
     inputs = [
         tokenizer.apply_chat_template(
             messages, add_generation_prompt=True, return_tensors="pt", return_dict=True

@@ -117,7 +117,10 @@ def make_handler(engine: Engine) -> type[BaseHTTPRequestHandler]:
             if not isinstance(model, str):
                 raise BadRequest("model is required")
             sampling = Sampling.from_request(body, limit=engine.context_length)
-            pieces = engine.generate(model, body.get("messages"), sampling)
+            messages = body.get("messages")
+            if not isinstance(messages, list):
+                raise BadRequest("messages must be a non-empty list")
+            pieces = engine.generate(model, messages, sampling)
             request_id = f"chatcmpl-{uuid.uuid4().hex}"
             created = int(time.time())
             if body.get("stream"):

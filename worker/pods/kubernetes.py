@@ -10,6 +10,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import PurePosixPath
+from typing import Any
 
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
@@ -56,7 +57,7 @@ class KubernetesBackend:
     @classmethod
     def from_environment(cls) -> "KubernetesBackend":
         env = os.environ
-        backend_settings = dict(
+        backend_settings: dict[str, Any] = dict(
             namespace=env.get("ECOLINK_K8S_NAMESPACE", "ecolink"),
             image=_required("ECOLINK_TRAINER_IMAGE"),
             artifacts_pvc=_required("ECOLINK_K8S_ARTIFACTS_PVC"),
@@ -170,7 +171,7 @@ class KubernetesBackend:
             raise
         # Owned by the Job, the Secret goes with it however the Job is deleted.
         owner = client.V1OwnerReference(
-            api_version="batch/v1", kind="Job", name=spec.name, uid=created.metadata.uid
+            api_version="batch/v1", kind="Job", name=spec.name, uid=_uid(created)
         )
         self.core.patch_namespaced_secret(
             name=_secret_name(spec.name),
@@ -187,7 +188,7 @@ class KubernetesBackend:
                 continue  # already ended; deleting it would lose the exit code status() reads
             with _ignoring(404):
                 self.core.delete_namespaced_pod(
-                    name=pod.metadata.name,
+                    name=_name(pod),
                     namespace=self.namespace,
                     grace_period_seconds=grace_seconds,
                 )
@@ -220,7 +221,7 @@ class KubernetesBackend:
             return []
         try:
             text = self.core.read_namespaced_pod_log(
-                name=pods[0].metadata.name,
+                name=_name(pods[0]),
                 namespace=self.namespace,
                 container=CONTAINER,
                 tail_lines=tail,
@@ -301,11 +302,10 @@ def _reason(pod: client.V1Pod | None, failed: client.V1JobCondition | None) -> s
     disruption = _pod_condition(pod, "DisruptionTarget")
     if disruption is not None:
         return "node_lost" if disruption.reason in NODE_GONE else "evicted"
-    if pod is not None and (_phase(pod) == "Unknown" or pod.status.reason == "NodeLost"):
+    pod_reason = pod.status.reason if pod is not None and pod.status else None
+    if _phase(pod) == "Unknown" or pod_reason == "NodeLost":
         return "node_lost"
-    if (pod is not None and pod.status.reason == "Evicted") or (
-        failed and "DisruptionTarget" in (failed.message or "")
-    ):
+    if pod_reason == "Evicted" or (failed and "DisruptionTarget" in (failed.message or "")):
         return "evicted"
     terminated = _terminated(pod)
     if terminated is not None and terminated.reason == "OOMKilled":
@@ -336,7 +336,18 @@ def _job_condition(job: client.V1Job, kind: str) -> client.V1JobCondition | None
 
 
 def _phase(pod: client.V1Pod | None) -> str:
-    return pod.status.phase if pod is not None and pod.status else ""
+    return (pod.status.phase or "") if pod is not None and pod.status else ""
+
+
+# The API server always sets these on an object it created or lists.
+def _name(obj: client.V1Pod | client.V1Job) -> str:
+    assert obj.metadata is not None and obj.metadata.name is not None
+    return obj.metadata.name
+
+
+def _uid(obj: client.V1Pod | client.V1Job) -> str:
+    assert obj.metadata is not None and obj.metadata.uid is not None
+    return obj.metadata.uid
 
 
 def _labels(spec: PodSpec) -> dict[str, str]:

@@ -4,8 +4,10 @@ Safe to run at any time and as often as wanted: a session already credited is sk
 its ledger key, whether the webhook, the success page or an earlier run credited it.
 """
 
+from typing import Any
+
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from ecolink.billing.models import StripeEvent
 from ecolink.billing.money import dollars
@@ -15,10 +17,10 @@ from ecolink.billing.services import stripe_reconcile
 class Command(BaseCommand):
     help = "Credit the paid Stripe Checkout sessions of the last hours that were not credited."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--hours", type=int, default=72, help="How far back to look.")
 
-    def handle(self, *args, hours: int, **options):
+    def handle(self, *args: Any, hours: int, **options: Any) -> None:
         if not settings.STRIPE_SECRET_KEY:
             raise CommandError("STRIPE_SECRET_KEY is not set: there is nothing to reconcile.")
         if hours <= 0:
